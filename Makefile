@@ -1,0 +1,42 @@
+# Thin wrappers over `python -m qeu_utils` and pytest. `make demo` and `make test` work on a
+# fresh clone: they create .venv/, install everything (the CPU build of torch first when no
+# torch is present), and are idempotent (the venv is reinstalled only when requirements change).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# A bare `torch` requirement pulls a multi-GB CUDA build; this pin takes the CPU build on
+# machines that carry it. Override for a GPU machine, e.g. `make setup TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.qeu-installed
+
+.PHONY: setup demo test test-fast lint clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install '$(TORCH_SPEC)'
+	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --no-deps -e .
+	@touch $@
+
+# The notebook series on the offline default model, small CPU settings -> runs/<timestamp>/
+demo: setup
+	$(PY) -m qeu_utils models fetch smollm2-135m-instruct
+	$(PY) -m qeu_utils demo
+
+# Everything, including the slow tests (real model, notebooks); CI runs this.
+test: setup
+	$(PY) -m pytest
+
+# Quick loop while editing: skips the real-model and notebook tests.
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check qeu_utils tests bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,135 @@
+"""Execute the numbered notebooks in order and write a short report.
+
+``run_notebooks()`` is what ``make demo`` and ``python -m qeu_utils demo`` call: every
+``notebooks/NN_*.ipynb`` runs top to bottom through papermill with the parameters of a profile
+(``configs/demo_cpu.yaml`` by default: small sizes for a CPU), the executed copies land in
+``runs/<timestamp>/``, and ``report.md`` says what ran, how long it took, and the key metrics
+each notebook recorded with ``record_metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
+
+
+def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """Numbered notebooks in numeric order; ``only`` keeps those whose stem starts with one of
+    the given prefixes (``["00", "07_dolly"]``)."""
+    found = sorted(
+        (p for p in Path(notebook_dir).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name)),
+        key=lambda p: (int(p.name[:2]), p.name),
+    )
+    if only:
+        found = [p for p in found if any(p.stem.startswith(prefix) for prefix in only)]
+        if not found:
+            raise ValueError(f"No notebook in {notebook_dir} matches {only}.")
+    return found
+
+
+def load_profile(path: Path) -> dict:
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping with 'common' and 'notebooks' keys.")
+    unknown = set(data) - {"common", "notebooks"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}.")
+    return data
+
+
+def notebook_parameters(profile: dict, notebook: Path, run_dir: Path) -> dict:
+    params = dict(profile.get("common") or {})
+    params.update((profile.get("notebooks") or {}).get(notebook.stem) or {})
+    params["RUN_DIR"] = str(run_dir)
+    return params
+
+
+def record_metrics(run_dir: str | Path, notebook: str, metrics: dict) -> Path:
+    """Called from a notebook: save the numbers the run report should show."""
+    out = Path(run_dir) / "metrics" / f"{notebook}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def run_notebooks(
+    notebook_dir: Path = REPO_ROOT / "notebooks",
+    profile_path: Path = REPO_ROOT / "configs" / "demo_cpu.yaml",
+    run_dir: Path | None = None,
+    only: list[str] | None = None,
+    kernel_name: str = "python3",
+) -> Path:
+    """Run the notebooks; return the path of ``report.md``. Stops at the first failure (later
+    notebooks use earlier outputs), still writing the report, and raises ``RuntimeError``."""
+    import papermill
+
+    notebooks = find_notebooks(notebook_dir, only)
+    profile = load_profile(profile_path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(run_dir or REPO_ROOT / "runs" / stamp).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    failure = None
+    for nb in notebooks:
+        params = notebook_parameters(profile, nb, run_dir)
+        started = time.perf_counter()
+        status = "ok"
+        try:
+            papermill.execute_notebook(
+                str(nb),
+                str(run_dir / nb.name),
+                parameters=params,
+                kernel_name=kernel_name,
+                cwd=str(nb.parent),
+                progress_bar=False,
+            )
+        except Exception as err:  # noqa: BLE001 — reported, then re-raised below
+            status = f"failed: {type(err).__name__}"
+            failure = (nb.name, err)
+        results.append((nb.stem, status, time.perf_counter() - started, params))
+        if failure:
+            break
+    report = write_report(run_dir, results, profile_path)
+    if failure:
+        name, err = failure
+        raise RuntimeError(
+            f"Notebook {name} failed; executed copy and report in {run_dir}:\n{err}"
+        ) from err
+    return report
+
+
+def write_report(run_dir: Path, results: list, profile_path: Path) -> Path:
+    lines = [
+        f"# Run {run_dir.name}",
+        "",
+        f"Profile: `{Path(profile_path).name}`. Executed notebooks are in this folder.",
+        "",
+        "| notebook | status | seconds |",
+        "|---|---|---:|",
+    ]
+    lines += [f"| {stem} | {status} | {secs:.1f} |" for stem, status, secs, _ in results]
+    for stem, _, _, params in results:
+        metrics_file = run_dir / "metrics" / f"{stem}.json"
+        shown = {k: v for k, v in params.items() if k != "RUN_DIR"}
+        lines += ["", f"## {stem}", "", f"Parameters: `{json.dumps(shown, ensure_ascii=False)}`"]
+        if metrics_file.is_file():
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            lines += ["", "| metric | value |", "|---|---|"]
+            lines += [f"| {key} | {_fmt(value)} |" for key, value in metrics.items()]
+    report = run_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")

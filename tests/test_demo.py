@@ -1,0 +1,95 @@
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from qeu_utils import demo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _notebook(path: Path, *sources: str, params: str = "RUN_DIR = '.'") -> Path:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_find_notebooks_in_numeric_order(tmp_path):
+    for name in ["10_analysis.ipynb", "02_b.ipynb", "00_setup.ipynb", "notes.ipynb", "1_x.ipynb"]:
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in demo.find_notebooks(tmp_path)] == [
+        "00_setup.ipynb", "02_b.ipynb", "10_analysis.ipynb"]
+    assert [p.name for p in demo.find_notebooks(tmp_path, ["02", "10"])] == [
+        "02_b.ipynb", "10_analysis.ipynb"]
+    with pytest.raises(ValueError, match=r"No notebook in .* matches \['99'\]"):
+        demo.find_notebooks(tmp_path, ["99"])
+
+
+def test_profile_merges_common_and_notebook_parameters(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("common: {MODEL: tiny-random, EPOCHS: 1}\nnotebooks:\n  01_a: {EPOCHS: 2}\n")
+    params = demo.notebook_parameters(demo.load_profile(profile), Path("01_a.ipynb"), tmp_path)
+    assert params == {"MODEL": "tiny-random", "EPOCHS": 2, "RUN_DIR": str(tmp_path)}
+
+
+def test_profile_with_unknown_keys_is_rejected(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("comon: {}\n")
+    with pytest.raises(ValueError, match=r"p.yaml: unknown top-level keys \['comon'\]"):
+        demo.load_profile(profile)
+
+
+def test_the_shipped_cpu_profile_names_only_existing_notebooks():
+    profile = demo.load_profile(REPO / "configs" / "demo_cpu.yaml")
+    stems = {p.stem for p in demo.find_notebooks(REPO / "notebooks")}
+    assert set(profile["notebooks"]) <= stems
+    assert profile["common"]["MODEL"] == "smollm2-135m-instruct"
+
+
+def test_run_writes_executed_copies_metrics_and_report(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "00_first.ipynb",
+              "from qeu_utils.demo import record_metrics\n"
+              "record_metrics(RUN_DIR, '00_first', {'answer': 6 * 7, 'loss': 0.123456})")
+    _notebook(nbs / "01_second.ipynb", "x = 1")
+    profile = tmp_path / "p.yaml"
+    profile.write_text("common: {}\n")
+    report = demo.run_notebooks(nbs, profile, run_dir=tmp_path / "run")
+    text = report.read_text()
+    assert "| 00_first | ok |" in text and "| 01_second | ok |" in text
+    assert "| answer | 42 |" in text and "| loss | 0.1235 |" in text
+    assert (tmp_path / "run" / "00_first.ipynb").is_file()
+    metrics = json.loads((tmp_path / "run" / "metrics" / "00_first.json").read_text())
+    assert metrics == {"answer": 42, "loss": 0.123456}
+
+
+def test_a_failing_notebook_stops_the_run_and_is_reported(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "00_broken.ipynb", "raise ValueError('boom')")
+    _notebook(nbs / "01_never.ipynb", "x = 1")
+    profile = tmp_path / "p.yaml"
+    profile.write_text("common: {}\n")
+    with pytest.raises(RuntimeError, match="Notebook 00_broken.ipynb failed"):
+        demo.run_notebooks(nbs, profile, run_dir=tmp_path / "run")
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert "| 00_broken | failed: PapermillExecutionError |" in text
+    assert "01_never" not in text
+    assert (tmp_path / "run" / "00_broken.ipynb").is_file()  # kept for reading the error
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_with_the_cpu_profile(tmp_path):
+    """What `make demo` does, on the real notebooks and the offline default model."""
+    report = demo.run_notebooks(run_dir=tmp_path / "run")
+    text = report.read_text()
+    for nb in demo.find_notebooks(REPO / "notebooks"):
+        assert f"| {nb.stem} | ok |" in text
+        assert (tmp_path / "run" / nb.name).is_file()
+    assert "| ja_to_en_token_ratio |" in text
