@@ -15,6 +15,7 @@ def _notebook(path: Path, *sources: str, params: str = "RUN_DIR = '.'") -> Path:
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell] + [nbformat.v4.new_code_cell(s) for s in sources]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.metadata["language_info"] = {"name": "python"}
     nbformat.write(nb, path)
     return path
 
