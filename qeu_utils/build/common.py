@@ -1,0 +1,89 @@
+"""What every dataset builder shares: project source files, template choice, item groups."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SOURCES_DIR = Path(__file__).resolve().parents[2] / "data" / "sources"
+
+
+class SourceError(ValueError):
+    """A project source file (``data/sources/*.tsv``) that is malformed or disagrees with the
+    text tools; the message names the file and line."""
+
+
+@dataclass
+class Group:
+    """The records made from one source item (a sentence, a kanji, a country, a dish, a word).
+
+    The train/eval split happens on groups, so no item feeds both sides. ``weight`` makes an
+    item more likely to be sampled into a size-limited build (e.g. kanji whose forms differ).
+    """
+
+    key: str
+    records: list[dict] = field(default_factory=list)
+    weight: float = 1.0
+
+
+def read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """Rows of a UTF-8 TSV with exactly ``columns`` as its header, as ``(line, row)`` pairs."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None:
+            raise SourceError(f"{path}: the file is empty")
+        if tuple(header) != columns:
+            raise SourceError(f"{path}:1: header is {header}, expected {list(columns)}")
+        rows = []
+        for line, values in enumerate(reader, start=2):
+            if len(values) != len(columns):
+                raise SourceError(
+                    f"{path}:{line}: {len(values)} fields, expected {len(columns)} "
+                    f"({', '.join(columns)})"
+                )
+            row = dict(zip(columns, (v.strip() for v in values), strict=True))
+            empty = [c for c, v in row.items() if not v]
+            if empty:
+                raise SourceError(f"{path}:{line}: empty field(s) {', '.join(empty)}")
+            rows.append((line, row))
+    if not rows:
+        raise SourceError(f"{path}: no rows after the header")
+    return rows
+
+
+def rng_for(seed: int, *key: str) -> random.Random:
+    """A random generator fixed by the seed and an item's key, independent of build order."""
+    digest = hashlib.sha256("\x1f".join([str(seed), *key]).encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def choose(templates: list[str], seed: int, *key: str) -> str:
+    return rng_for(seed, *key).choice(templates)
+
+
+def translation_records(
+    category: str, item: dict, key: str, tasks: dict, seed: int, source: str
+) -> list[dict]:
+    """One record per task for a named thing (a country, a dish) in several languages.
+
+    ``tasks`` maps a task name to ``(from_field, to_field, lang, templates)``; a template with
+    ``{x}`` asks about the name inline, one without it puts the name in ``input``.
+    """
+    from qeu_utils.records import make_record
+
+    records = []
+    for task, (src, dst, lang, templates) in tasks.items():
+        template = choose(templates, seed, category, task, key)
+        records.append(make_record(
+            category=category, task=task, instruction=template.format(x=item[src]),
+            input="" if "{x}" in template else item[src], output=item[dst],
+            lang=lang, source=source,
+        ))
+    return records

@@ -1,0 +1,70 @@
+"""Category ``food``: dish names across languages and borders (食は国境を超える), from the
+project's ``data/sources/dishes.tsv``; the country of origin is named through CLDR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qeu_utils.build.common import (
+    SOURCES_DIR,
+    Group,
+    SourceError,
+    choose,
+    read_tsv,
+    translation_records,
+)
+from qeu_utils.countries import country
+from qeu_utils.records import make_record
+
+DISHES = SOURCES_DIR / "dishes.tsv"
+COLUMNS = ("ja", "en", "zh_hans", "zh_hant", "country")
+
+TASKS = {
+    "ja_to_en": ("ja", "en", "ja>en", [
+        "料理「{x}」は英語で何と言いますか？",
+        "次の料理名を英語にしてください。",
+    ]),
+    "en_to_ja": ("en", "ja", "en>ja", [
+        "英語の料理名「{x}」は日本語で何と言いますか？",
+        "次の料理名を日本語にしてください。",
+    ]),
+    "ja_to_hans": ("ja", "zh_hans", "ja>zh-Hans", [
+        "料理「{x}」を中国語（簡体字）で書いてください。",
+        "次の料理名を中国語の簡体字にしてください。",
+    ]),
+    "hans_to_ja": ("zh_hans", "ja", "zh-Hans>ja", [
+        "中国語の料理名「{x}」は日本語で何と言いますか？",
+        "次の中国語の料理名を日本語にしてください。",
+    ]),
+    "ja_to_hant": ("ja", "zh_hant", "ja>zh-Hant", [
+        "料理「{x}」を中国語（繁体字）で書いてください。",
+        "次の料理名を中国語の繁体字にしてください。",
+    ]),
+}
+ORIGIN_TEMPLATES = ["「{x}」はどこの国の料理ですか？", "「{x}」の発祥の国はどこですか？"]
+
+
+def read_dishes(path: Path = DISHES) -> list[dict]:
+    rows = []
+    for line, row in read_tsv(path, COLUMNS):
+        try:
+            row["country_ja"] = country(row["country"]).ja
+        except KeyError as err:
+            raise SourceError(f"{path}:{line}: unknown country code {row['country']!r}") from err
+        rows.append(row)
+    return rows
+
+
+def build_food(seed: int = 0, path: Path = DISHES) -> list[Group]:
+    groups = []
+    for dish in read_dishes(path):
+        key = dish["en"]
+        records = translation_records("food", dish, key, TASKS, seed, "project")
+        template = choose(ORIGIN_TEMPLATES, seed, "food", "origin", key)
+        records.append(make_record(
+            category="food", task="origin", instruction=template.format(x=dish["ja"]),
+            output=f"{dish['country_ja']}の料理です。", lang="ja>ja", style="polite",
+            source="project+cldr",
+        ))
+        groups.append(Group(key=key, records=records))
+    return groups
