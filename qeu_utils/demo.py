@@ -52,12 +52,11 @@ def notebook_parameters(profile: dict, notebook: Path, run_dir: Path) -> dict:
     return params
 
 
-def record_metrics(run_dir: str | Path, notebook: str, metrics: dict) -> Path:
+def record_metrics(run_dir: str | Path, notebook: str, metrics: dict) -> None:
     """Called from a notebook: save the numbers the run report should show."""
     out = Path(run_dir) / "metrics" / f"{notebook}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return out
 
 
 def run_notebooks(

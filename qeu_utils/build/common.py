@@ -87,3 +87,16 @@ def translation_records(
             lang=lang, source=source,
         ))
     return records
+
+
+def flatten(groups: list[Group]) -> list[dict]:
+    return [r for g in groups for r in g.records]
+
+
+def write_part(groups: list[Group], run_dir, category: str) -> Path:
+    """Save every record of one category (the pool the mix samples from) for the notebooks."""
+    from qeu_utils.records import write_jsonl
+
+    path = Path(run_dir) / "init_parts" / f"{category}.jsonl"
+    write_jsonl(flatten(groups), path)
+    return path
