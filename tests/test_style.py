@@ -1,0 +1,405 @@
+"""Tests for qeu_utils.style: splitting, detection and plain ⇄ polite conversion."""
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qeu_utils.style import (
+    Style,
+    _sentence_spans,
+    detect_style,
+    sentence_styles,
+    split_sentences,
+    to_plain,
+    to_polite,
+)
+
+# Plain sentence → hand-written polite form. Every row must survive the round trip.
+ROUND_TRIP = [
+    # godan verbs, every row
+    ("毎朝コーヒーを飲む。", "毎朝コーヒーを飲みます。"),
+    ("手紙を書く。", "手紙を書きます。"),
+    ("プールで泳ぐ。", "プールで泳ぎます。"),
+    ("友達と話す。", "友達と話します。"),
+    ("駅で電車を待つ。", "駅で電車を待ちます。"),
+    ("公園で遊ぶ。", "公園で遊びます。"),
+    ("家に帰る。", "家に帰ります。"),
+    ("駅で友達に会う。", "駅で友達に会います。"),
+    ("明日は学校に行く。", "明日は学校に行きます。"),
+    # past, including the euphonic forms
+    ("昨日は雨が降った。", "昨日は雨が降りました。"),
+    ("彼は手紙を書いた。", "彼は手紙を書きました。"),
+    ("子供たちは川で泳いだ。", "子供たちは川で泳ぎました。"),
+    ("昨日、本を読んだ。", "昨日、本を読みました。"),
+    ("先週、京都に行った。", "先週、京都に行きました。"),
+    ("金魚が死んだ。", "金魚が死にました。"),
+    # ichidan, サ変, カ変
+    ("朝ご飯を食べる。", "朝ご飯を食べます。"),
+    ("テレビを見た。", "テレビを見ました。"),
+    ("毎日日本語を勉強する。", "毎日日本語を勉強します。"),
+    ("先生が教室に来た。", "先生が教室に来ました。"),
+    ("彼はもうすぐ来る。", "彼はもうすぐ来ます。"),
+    # negative and past negative
+    ("私は肉を食べない。", "私は肉を食べません。"),
+    ("今日は会社に行かない。", "今日は会社に行きません。"),
+    ("彼は来ない。", "彼は来ません。"),
+    ("昨日は何もしなかった。", "昨日は何もしませんでした。"),
+    ("バスが来なかった。", "バスが来ませんでした。"),
+    # volitional
+    ("一緒に映画を見よう。", "一緒に映画を見ましょう。"),
+    ("そろそろ帰ろう。", "そろそろ帰りましょう。"),
+    ("みんなで練習しよう。", "みんなで練習しましょう。"),
+    # potential, passive, causative
+    ("彼は漢字が読める。", "彼は漢字が読めます。"),
+    ("この魚は生で食べられる。", "この魚は生で食べられます。"),
+    ("母は弟に野菜を食べさせる。", "母は弟に野菜を食べさせます。"),
+    # ている / てしまう
+    ("雨が降っている。", "雨が降っています。"),
+    ("猫がソファーで寝ている。", "猫がソファーで寝ています。"),
+    ("宿題を忘れてしまった。", "宿題を忘れてしまいました。"),
+    ("電車に傘を置いてしまう。", "電車に傘を置いてしまいます。"),
+    # い-adjectives
+    ("この映画は面白い。", "この映画は面白いです。"),
+    ("旅行はとても楽しかった。", "旅行はとても楽しかったです。"),
+    ("今日はあまり寒くない。", "今日はあまり寒くないです。"),
+    ("昨日は寒くなかった。", "昨日は寒くなかったです。"),
+    ("冷たい水が飲みたい。", "冷たい水が飲みたいです。"),
+    # copula
+    ("彼は学生だ。", "彼は学生です。"),
+    ("この部屋は静かだ。", "この部屋は静かです。"),
+    ("昨日は日曜日だった。", "昨日は日曜日でした。"),
+    ("これは私の本ではない。", "これは私の本ではありません。"),
+    ("それは嘘じゃない。", "それは嘘じゃありません。"),
+    ("明日はたぶん雨だろう。", "明日はたぶん雨でしょう。"),
+    ("彼はもう帰ったのだ。", "彼はもう帰ったのです。"),
+    ("今から出かけるんだ。", "今から出かけるんです。"),
+    ("今日は時間がない。", "今日は時間がありません。"),
+    # other auxiliaries that end a main clause
+    ("まだ食べていない。", "まだ食べていません。"),
+    ("この問題はもう少し考えてみる。", "この問題はもう少し考えてみます。"),
+    ("明日は雨が降るかもしれない。", "明日は雨が降るかもしれません。"),
+    ("そろそろ出発するべきだ。", "そろそろ出発するべきです。"),
+    ("彼は六時に来るはずだ。", "彼は六時に来るはずです。"),
+    ("この薬を飲んだほうがいい。", "この薬を飲んだほうがいいです。"),
+    # obligation
+    ("明日までにレポートを出さなければならない。", "明日までにレポートを出さなければなりません。"),
+    # questions and sentence-final particles
+    ("あなたも行くか。", "あなたも行きますか。"),
+    ("これは本か。", "これは本ですか。"),
+    ("これは本なの？", "これは本ですか？"),
+    ("この近くに安いホテルはある？", "この近くに安いホテルはありますか？"),
+    ("週末はどこへ行くの？", "週末はどこへ行くのですか？"),
+    ("明日の授業は何時からなの？", "明日の授業は何時からですか？"),
+    ("この服を試着してもいい？", "この服を試着してもいいですか？"),
+    # requests
+    ("少し寒いので、窓を閉めてくれ。", "少し寒いので、窓を閉めてください。"),
+    ("パスポートを忘れないでくれ。", "パスポートを忘れないでください。"),
+    ("明日までに返事をくれ。", "明日までに返事をください。"),
+    ("どこへ行くのか。", "どこへ行くのですか。"),
+    ("このケーキはおいしいね。", "このケーキはおいしいですね。"),
+    ("それは便利だよ。", "それは便利ですよ。"),
+    # subordinate clauses and quotes stay as they are
+    ("雨が降っているので、試合は中止になった。", "雨が降っているので、試合は中止になりました。"),
+    ("彼は「今日は休みます」と言った。", "彼は「今日は休みます」と言いました。"),
+    ("駅に着いたら、電話する。", "駅に着いたら、電話します。"),
+    ("『雪国』を読んだことがある。", "『雪国』を読んだことがあります。"),
+    ("疲れたけど、まだ頑張る！", "疲れたけど、まだ頑張ります！"),
+]
+
+PLAIN_SENTENCES = [plain for plain, _ in ROUND_TRIP]
+POLITE_SENTENCES = [polite for _, polite in ROUND_TRIP]
+
+
+# --- split_sentences ----------------------------------------------------------------------
+
+
+def test_split_on_terminators():
+    text = "今日は晴れだ。明日は雨かな？ほんとうに！そうですね"
+    assert split_sentences(text) == [
+        "今日は晴れだ。",
+        "明日は雨かな？",
+        "ほんとうに！",
+        "そうですね",
+    ]
+
+
+def test_split_keeps_quotes_inside_sentence():
+    text = "彼は「行くよ。すぐ行く！」と言った。『雪国』を読んだ。"
+    assert split_sentences(text) == ["彼は「行くよ。すぐ行く！」と言った。", "『雪国』を読んだ。"]
+
+
+def test_split_on_line_breaks_and_runs_of_terminators():
+    text = "本当か！？\n  嘘だろう\r\nいや、本当だ。。"
+    assert split_sentences(text) == ["本当か！？", "嘘だろう", "いや、本当だ。。"]
+
+
+def test_split_ascii_punctuation_and_empty():
+    assert split_sentences("Really? Yes!") == ["Really?", "Yes!"]
+    assert split_sentences("") == []
+    assert split_sentences("  \n ") == []
+
+
+# --- detect_style / sentence_styles -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "style"),
+    [
+        ("雨が降っているので、試合は中止になりました。", Style.POLITE),
+        ("彼は「今日は休みます」と言った。", Style.PLAIN),
+        ("彼女は「行くよ」と言いました。", Style.POLITE),
+        ("これはペンです。", Style.POLITE),
+        ("明日は晴れるでしょう。", Style.POLITE),
+        ("もう行きません。", Style.POLITE),
+        ("一緒に行きましょう。", Style.POLITE),
+        ("少々お待ちください。", Style.POLITE),
+        ("ありがとうございます。", Style.POLITE),
+        ("昨日は楽しかったですね。", Style.POLITE),
+        ("明日は雨が降るだろう。", Style.PLAIN),
+        ("日本の首都は東京である。", Style.PLAIN),
+        ("彼は来なかった。", Style.PLAIN),
+        ("今日は暑い。", Style.PLAIN),
+        ("これは本か。", Style.PLAIN),
+        ("もう帰るの？", Style.PLAIN),
+        ("早く寝ろ。", Style.PLAIN),
+        ("はい。", Style.NONE),
+        ("第一章　はじめに", Style.NONE),
+        ("東京タワー", Style.NONE),
+        ("", Style.NONE),
+        ("「今日は休みます。」", Style.POLITE),
+        ("「早く来い！」", Style.PLAIN),
+    ],
+)
+def test_detect_style_single_sentence(text, style):
+    assert detect_style(text) is style
+
+
+def test_detect_style_several_sentences():
+    assert detect_style("本を読んだ。映画も見た。") is Style.PLAIN
+    assert detect_style("本を読みました。映画も見ました。") is Style.POLITE
+    assert detect_style("本を読みました。映画も見た。") is Style.MIXED
+    assert detect_style("第一章\n本を読みました。") is Style.POLITE
+    assert detect_style("はい。いいえ。") is Style.NONE
+
+
+@pytest.mark.parametrize("sentence", PLAIN_SENTENCES)
+def test_detect_plain_round_trip_rows(sentence):
+    assert detect_style(sentence) is Style.PLAIN
+
+
+@pytest.mark.parametrize("sentence", POLITE_SENTENCES)
+def test_detect_polite_round_trip_rows(sentence):
+    assert detect_style(sentence) is Style.POLITE
+
+
+def test_sentence_styles():
+    text = "はじめに\n今日は晴れです。彼は「休む」と言った。"
+    assert sentence_styles(text) == [
+        ("はじめに", Style.NONE),
+        ("今日は晴れです。", Style.POLITE),
+        ("彼は「休む」と言った。", Style.PLAIN),
+    ]
+
+
+def test_import_does_not_load_the_tagger():
+    code = (
+        "import sys, qeu_utils.style as s; "
+        "assert s._TAGGER is None and 'fugashi' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_style_is_a_str_enum():
+    assert Style.PLAIN == "plain"
+    assert {s.value for s in Style} == {"plain", "polite", "mixed", "none"}
+
+
+# --- conversion ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("plain", "polite"), ROUND_TRIP)
+def test_to_polite(plain, polite):
+    assert to_polite(plain) == polite
+
+
+@pytest.mark.parametrize(("plain", "polite"), ROUND_TRIP)
+def test_round_trip(plain, polite):
+    assert to_plain(to_polite(plain)) == plain
+
+
+@pytest.mark.parametrize("polite", POLITE_SENTENCES)
+def test_to_polite_is_idempotent_on_polite_text(polite):
+    assert to_polite(polite) == polite
+
+
+@pytest.mark.parametrize("plain", PLAIN_SENTENCES)
+def test_to_plain_leaves_plain_text_unchanged(plain):
+    assert to_plain(plain) == plain
+
+
+@pytest.mark.parametrize(
+    ("polite", "plain"),
+    [
+        ("日本の首都は東京です。", "日本の首都は東京だ。"),
+        ("明日は晴れるでしょうか。", "明日は晴れるだろうか。"),
+        ("学生ですので、割引があります。", "学生ですので、割引がある。"),
+        ("雨ですから。", "雨だから。"),
+        ("学生ですので。", "学生なので。"),
+        ("私は行きませんでした。", "私は行かなかった。"),
+        ("そこには誰もいませんでした。", "そこには誰もいなかった。"),
+        ("ここに本がありました。", "ここに本があった。"),
+        ("もう少し待ちましょうか。", "もう少し待とうか。"),
+        ("その話は本当ですか？", "その話は本当なの？"),
+        ("一緒に昼ご飯を食べませんか？", "一緒に昼ご飯を食べない？"),
+        ("明日は晴れるでしょう？", "明日は晴れるだろう？"),
+        ("もう一度行きましょうか？", "もう一度行こうか？"),
+        ("この辺りは静かで住みやすいです。", "この辺りは静かで住みやすい。"),
+        ("もっと早く行くべきでした。", "もっと早く行くべきだった。"),
+        ("日本語は難しく感じます。", "日本語は難しく感じる。"),
+        # humble verbs become their neutral plain forms
+        ("資料はお手元にお配りしております。", "資料はお手元にお配りしている。"),
+        ("詳しいことは後ほどご案内いたします。", "詳しいことは後ほどご案内する。"),
+    ],
+)
+def test_to_plain(polite, plain):
+    assert to_plain(polite) == plain
+
+
+def test_negated_adjectives_take_desu_and_nouns_take_arimasen():
+    assert to_polite("この店は高くない。") == "この店は高くないです。"
+    assert to_polite("この店は高級ではない。") == "この店は高級ではありません。"
+    assert to_polite("もうお金がない。") == "もうお金がありません。"
+    assert to_plain("この店は高くありません。") == "この店は高くない。"
+
+
+def test_explanatory_no_takes_desu():
+    # one way only: のです reads back as the written plain のだ
+    assert to_polite("疲れているなら、もう帰るの。") == "疲れているなら、もう帰るのです。"
+    assert to_plain("疲れているなら、もう帰るのです。") == "疲れているなら、もう帰るのだ。"
+
+
+def test_tag_question_with_darou_keeps_no_ka():
+    assert to_polite("明日は雨だろう？") == "明日は雨でしょう？"
+
+
+def test_copula_de_aru_becomes_desu():
+    assert to_polite("日本の首都は東京である。") == "日本の首都は東京です。"
+    assert to_polite("それは事実であった。") == "それは事実でした。"
+
+
+def test_conversion_keeps_everything_else_byte_for_byte():
+    text = "  彼は「今日は休みます」と言った。\n\n『雪国』は　名作だ！  "
+    assert to_polite(text) == "  彼は「今日は休みます」と言いました。\n\n『雪国』は　名作です！  "
+    assert to_plain(to_polite(text)) == text
+
+
+def test_whole_quote_sentence_is_converted_inside():
+    assert to_polite("「もう帰ろう。」") == "「もう帰りましょう。」"
+    assert to_plain("「もう帰りましょう。」") == "「もう帰ろう。」"
+
+
+def test_multi_sentence_conversion_touches_only_predicates():
+    text = "本を読んだ。映画も見ました。はい。"
+    assert to_polite(text) == "本を読みました。映画も見ました。はい。"
+    assert to_plain(text) == "本を読んだ。映画も見た。はい。"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "早く寝ろ。",  # imperative
+        "そこへ行くな。",  # prohibition
+        "静かにしなさい。",  # なさい command
+        "ちょっと待って。",  # て-form request
+        "はい。",
+        "東京タワー",
+        "",
+    ],
+)
+def test_unsupported_or_predicate_less_text_is_unchanged(text):
+    assert to_polite(text) == text
+    assert to_plain(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["少々お待ちください。", "ありがとうございます。", "こちらが会場でございます。"],
+)
+def test_unsupported_polite_forms_are_unchanged_by_to_plain(text):
+    assert to_plain(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\ud800です。", "行く\x00。", "「「「」", "」」。」", "。。。", "\u3000\u3000", "行く。」」"],
+)
+def test_odd_input_does_not_raise(text):
+    assert isinstance(detect_style(text), Style)
+    assert isinstance(to_polite(text), str)
+    assert isinstance(to_plain(text), str)
+
+
+def test_stray_closing_brackets_do_not_hide_the_predicate():
+    assert detect_style("行く。」」") is Style.PLAIN
+    assert to_polite("行く。」」") == "行きます。」」"
+
+
+# --- properties ---------------------------------------------------------------------------
+
+# Japanese-heavy text so the tagger sees realistic tokens, mixed with arbitrary characters.
+_JA = st.text(
+    alphabet=st.sampled_from(list("あいうえおかきくけこだですますたないよねか「」『』。！？、 \n")),
+    max_size=40,
+)
+_ANY = st.text(max_size=40)
+_TEXT = st.one_of(
+    _ANY,
+    _JA,
+    st.lists(
+        st.sampled_from(POLITE_SENTENCES + PLAIN_SENTENCES + ["\n", "「", "」", "？"]), max_size=4
+    ).map("".join),
+)
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(_TEXT)
+def test_public_functions_are_total(text):
+    assert isinstance(split_sentences(text), list)
+    assert all(isinstance(s, Style) for _, s in sentence_styles(text))
+    assert isinstance(to_polite(text), str)
+    assert isinstance(to_plain(text), str)
+
+
+@_SETTINGS
+@given(_TEXT)
+def test_detect_style_returns_a_style(text):
+    assert isinstance(detect_style(text), Style)
+
+
+@_SETTINGS
+@given(_TEXT)
+def test_conversion_reaches_a_fixed_point(text):
+    polite = to_polite(text)
+    assert to_polite(polite) == polite
+    plain = to_plain(text)
+    assert to_plain(plain) == plain
+
+
+@_SETTINGS
+@given(_TEXT)
+def test_fast_and_general_sentence_splitting_agree(text):
+    assert split_sentences(text) == [text[a:b] for a, b in _sentence_spans(text)]
+
+
+@_SETTINGS
+@given(_TEXT)
+def test_sentences_are_substrings_in_order(text):
+    pos = 0
+    for sentence in split_sentences(text):
+        found = text.find(sentence, pos)
+        assert found >= 0
+        pos = found + len(sentence)
