@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.qeu-installed
 
-.PHONY: setup demo test test-fast lint clean-venv
+.PHONY: setup demo test test-fast data lint clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: setup
 	$(PY) -m qeu_utils models fetch smollm2-135m-instruct
 	$(PY) -m qeu_utils demo
+
+# The default initialization dataset (about 300 records) -> data/build/init/
+data: setup
+	$(PY) -m qeu_utils build init --out data/build/init --overwrite
 
 # Everything, including the slow tests (real model, notebooks); CI runs this.
 test: setup

@@ -40,6 +40,59 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def parse_size(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--size must be a number or 'all', got {value!r}"
+        ) from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"--size must be positive, got {size}")
+    return size
+
+
+def parse_proportions(value: str) -> dict[str, float]:
+    """``style=0.5,kanji=0.3`` → {"style": 0.5, "kanji": 0.3}."""
+    result = {}
+    for part in value.split(","):
+        name, sep, number = part.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--proportions: missing '=' in {part!r}")
+        try:
+            result[name.strip()] = float(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--proportions takes category=number pairs, got {part!r}"
+            ) from None
+    return result
+
+
+def cmd_build_init(args) -> int:
+    from collections import Counter
+
+    from qeu_utils.build.mix import DEFAULT_PROPORTIONS, build_init, push_to_hub, write_init
+
+    proportions = dict(DEFAULT_PROPORTIONS)
+    proportions.update(args.proportions or {})
+    train, held_out = build_init(
+        size=args.size, seed=args.seed, categories=args.categories,
+        proportions=proportions, eval_fraction=args.eval_fraction,
+    )
+    out = write_init(args.out, train, held_out, seed=args.seed, size=args.size,
+                     overwrite=args.overwrite)
+    counts_train = Counter(r["category"] for r in train)
+    counts_eval = Counter(r["category"] for r in held_out)
+    for category in sorted(counts_train | counts_eval):
+        print(f"{category:10} train {counts_train[category]:5d}  eval {counts_eval[category]:4d}")
+    print(f"{'total':10} train {len(train):5d}  eval {len(held_out):4d}  -> {out}")
+    if args.push_to_hub:
+        print("pushed:", push_to_hub(out, args.push_to_hub))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qeu_utils.demo import REPO_ROOT
 
@@ -59,6 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmds.add_parser("list", help="list the model aliases").set_defaults(
         func=cmd_models_list
     )
+
+    build = commands.add_parser("build", help="build datasets (init: the initialization dataset)")
+    build_cmds = build.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    init = build_cmds.add_parser("init", help="the initialization dataset (about 300 records)")
+    init.add_argument("--out", type=Path, required=True, help="output directory")
+    init.add_argument("--size", type=parse_size, default=300,
+                      help="number of records (train + eval), or 'all' (default 300)")
+    init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--categories", nargs="+", metavar="CATEGORY",
+                      help="style katakana country kanji food (default: all)")
+    init.add_argument("--proportions", type=parse_proportions,
+                      help="shares per category, e.g. style=0.5,kanji=0.2 (others keep defaults)")
+    init.add_argument("--eval-fraction", type=float, default=0.1,
+                      help="share of items held out for eval (default 0.1)")
+    init.add_argument("--overwrite", action="store_true", help="replace an existing build")
+    init.add_argument("--push-to-hub", metavar="REPO",
+                      help="also upload to this Hub dataset repo (token from HF_TOKEN)")
+    init.set_defaults(func=cmd_build_init)
 
     demo = commands.add_parser(
         "demo", help="execute the numbered notebooks in order and write runs/<time>/report.md"
@@ -81,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ModelNotAvailableError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ModelNotAvailableError, ValueError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

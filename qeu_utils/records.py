@@ -83,7 +83,8 @@ def validate(record: object, where: str = "record") -> dict:
         raise RecordError(
             f"{where}: field 'style' is {record['style']!r}, expected 'plain', 'polite' or ''"
         )
-    expected = record_id(*(record[f] for f in ("category", "task", "instruction", "input", "output")))
+    content = (record[f] for f in ("category", "task", "instruction", "input", "output"))
+    expected = record_id(*content)
     if record["id"] != expected:
         raise RecordError(f"{where}: field 'id' is {record['id']!r}, expected {expected!r}")
     return record
@@ -128,6 +129,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -154,3 +156,9 @@ def to_messages(record: dict, system: str | None = None) -> list[dict]:
 def to_alpaca(record: dict) -> dict:
     """The Alpaca layout LLaMA-Factory and axolotl read (instruction / input / output)."""
     return {k: record[k] for k in ("instruction", "input", "output")}
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

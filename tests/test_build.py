@@ -1,5 +1,7 @@
 """Dataset builders: sources, the kanji ambiguity rule, the style checks, the mix."""
 
+import json
+from collections import Counter
 
 import pytest
 
@@ -23,7 +25,11 @@ def kanji_groups():
 def test_kanji_forms_that_differ_get_all_four_tasks(kanji_groups):
     tetsu = _by_task(kanji_groups, "鉄")
     assert {t: r["output"] for t, r in tetsu.items()} == {
-        "ja_to_hans": "铁", "ja_to_hant": "鐵", "hans_to_ja": "鉄", "hant_to_ja": "鉄"}
+        "ja_to_hans": "铁",
+        "ja_to_hant": "鐵",
+        "hans_to_ja": "鉄",
+        "hant_to_ja": "鉄",
+    }
     assert "铁" in tetsu["hans_to_ja"]["instruction"] + tetsu["hans_to_ja"]["input"]
     assert set(_by_task(kanji_groups, "山")) == {"ja_to_hans"}
     assert len(kanji_groups) == 2136
@@ -41,9 +47,14 @@ def test_ambiguous_kanji_carry_every_candidate(kanji_groups):
 
 
 def test_a_simplified_form_shared_by_two_kanji_names_both(kanji_groups):
-    hatsu = _by_task(kanji_groups, "発")
-    assert hatsu["hans_to_ja"]["output"] == "発・髪" + SEVERAL
-    assert _by_task(kanji_groups, "髪")["hans_to_ja"]["output"] == "発・髪" + SEVERAL
+    asked = [
+        r
+        for g in kanji_groups
+        for r in g.records
+        if r["task"] == "hans_to_ja" and "发" in r["instruction"] + r["input"]
+    ]
+    assert [r["output"] for r in asked] == ["発・髪" + SEVERAL]  # asked once, not per kanji
+    assert "hans_to_ja" not in _by_task(kanji_groups, "髪")
 
 
 def test_no_single_answer_is_a_wrong_form_for_ambiguous_kanji(kanji_groups):
@@ -60,8 +71,13 @@ def test_no_single_answer_is_a_wrong_form_for_ambiguous_kanji(kanji_groups):
 def test_country_records_both_ways():
     jp = _by_task(build_country(seed=0), "JP")
     assert {t: r["output"] for t, r in jp.items()} == {
-        "ja_to_en": "Japan", "en_to_ja": "日本", "ja_to_hans": "日本", "hans_to_ja": "日本",
-        "ja_to_hant": "日本", "hant_to_ja": "日本"}
+        "ja_to_en": "Japan",
+        "en_to_ja": "日本",
+        "ja_to_hans": "日本",
+        "hans_to_ja": "日本",
+        "ja_to_hant": "日本",
+        "hant_to_ja": "日本",
+    }
     us = _by_task(build_country(seed=0), "US")
     assert us["hans_to_ja"]["output"] == "アメリカ合衆国"
     assert "美国" in us["hans_to_ja"]["instruction"] + us["hans_to_ja"]["input"]
@@ -107,3 +123,149 @@ def test_every_record_validates():
         for g in groups:
             for r in g.records:
                 validate(r)
+
+
+# --- the style source and the mix ---------------------------------------------------------
+
+STYLE_HEADER = "plain\tpolite\tzh\ten\ttopic\tgrammar\n"
+
+
+def test_trilingual_rows_are_checked_against_the_style_tools(tmp_path):
+    from qeu_utils.build.style import build_style
+
+    path = tmp_path / "tri.tsv"
+    ok = "\t".join(["東京は日本の首都だ。", "東京は日本の首都です。", "东京是日本的首都。",
+                    "Tokyo is the capital of Japan.", "geography", "copula\n"])
+    path.write_text(STYLE_HEADER + ok, "utf-8")
+    (group,) = build_style(path=path)
+    tasks = {r["task"]: r for r in group.records}
+    assert tasks["plain_to_zh"]["output"] == "东京是日本的首都。"
+    assert tasks["plain_to_zh"]["style"] == "plain" and tasks["polite_to_en"]["style"] == "polite"
+    assert tasks["zh_to_plain"]["output"] == "東京は日本の首都だ。"
+    assert tasks["en_to_polite"]["output"] == "東京は日本の首都です。"
+
+    swapped = "\t".join(["東京は日本の首都です。", "東京は日本の首都だ。", "东京是日本的首都。",
+                         "Tokyo.", "geography", "copula\n"])
+    path.write_text(STYLE_HEADER + ok + swapped, "utf-8")
+    with pytest.raises(
+        common.SourceError,
+        match=r"tri.tsv:3: column 'plain' .* detects as 'polite', expected 'plain'",
+    ):
+        build_style(path=path)
+
+    wrong_polite = "本を読んだ。\t本を読みます。\t我读了书。\tI read a book.\tdaily\tverb_past\n"
+    path.write_text(STYLE_HEADER + wrong_polite, "utf-8")
+    with pytest.raises(
+        common.SourceError,
+        match=r"tri.tsv:2: to_polite\('本を読んだ。'\) gives "
+        r"'本を読みました。', but the polite column says",
+    ):
+        build_style(path=path)
+
+
+def test_the_shipped_trilingual_file_passes_its_checks():
+    from qeu_utils.build.style import build_style
+
+    groups = build_style()
+    assert len(groups) >= 300
+    assert all(len(g.records) == 6 for g in groups)
+
+
+def test_katakana_category_has_table_loanwords_and_annotation():
+    from qeu_utils.build.katakana import build_katakana
+
+    records = [r for g in build_katakana() for r in g.records]
+    tasks = Counter(r["task"] for r in records)
+    assert tasks["kana_to_hiragana"] == 114 and tasks["hiragana_to_kana"] == 114
+    by_key = {(r["task"], r["output"]): r for r in records}
+    assert ("loanword_to_en", "coffee") in by_key
+    assert ("en_to_loanword", "コーヒー") in by_key
+    assert ("loanword_to_en", "Arbeit") not in by_key
+    annotated = [r for r in records if r["task"] == "annotate_loanwords"]
+    assert annotated and all("(" in r["output"] for r in annotated)
+
+
+@pytest.fixture(scope="module")
+def default_build():
+    from qeu_utils.build.mix import build_init
+
+    return build_init(size=300, seed=0)
+
+
+def test_default_mix_has_every_category_in_train_and_eval(default_build):
+    train, held_out = default_build
+    assert len(train) + len(held_out) == 300
+    assert set(Counter(r["category"] for r in train)) == {
+        "style",
+        "katakana",
+        "country",
+        "kanji",
+        "food",
+    }
+    assert set(Counter(r["category"] for r in held_out)) == {
+        "style",
+        "katakana",
+        "country",
+        "kanji",
+        "food",
+    }
+
+
+def test_eval_never_shares_an_item_with_train(default_build):
+    train, held_out = default_build
+    assert not {r["id"] for r in train} & {r["id"] for r in held_out}
+    # Item level: no eval style record uses a sentence that a train record uses.
+    train_texts = {r["input"] for r in train if r["category"] == "style"} | {
+        r["output"] for r in train if r["category"] == "style"
+    }
+    for r in held_out:
+        if r["category"] == "style" and r["task"] == "plain_to_zh":
+            assert r["input"] not in train_texts
+
+
+def test_same_arguments_same_bytes_and_no_silent_overwrite(tmp_path):
+    from qeu_utils.build.mix import build_init, write_init
+
+    for name in ("a", "b"):
+        train, held_out = build_init(size=120, seed=3)
+        write_init(tmp_path / name, train, held_out, seed=3, size=120)
+    for f in ("train.jsonl", "eval.jsonl", "README.md", "dataset_info.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    before = (tmp_path / "a" / "train.jsonl").read_bytes()
+    with pytest.raises(FileExistsError, match="pass --overwrite to replace it"):
+        write_init(tmp_path / "a", [], [], seed=0, size=0)
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() == before
+    other, _ = build_init(size=120, seed=4)
+    assert [r["id"] for r in other] != [r["id"] for r in build_init(size=120, seed=3)[0]]
+
+
+def test_outputs_load_as_datasets_and_in_llama_factory_layout(tmp_path):
+    from datasets import load_from_disk
+
+    from qeu_utils.build.mix import build_init, write_init
+    from qeu_utils.records import read_jsonl
+
+    train, held_out = build_init(size=60, seed=0, categories=["kanji", "country"])
+    out = write_init(tmp_path / "init", train, held_out, seed=0, size=60)
+    assert read_jsonl(out / "train.jsonl") == train
+    ds = load_from_disk(str(out / "hf"))
+    assert ds["train"].num_rows == len(train) and ds["eval"].num_rows == len(held_out)
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["qeu_init_train"] == {
+        "file_name": "train.jsonl",
+        "formatting": "alpaca",
+        "columns": {"prompt": "instruction", "query": "input", "response": "output"},
+    }
+    card = (out / "README.md").read_text()
+    assert "| kanji |" in card and "| country |" in card and "language: [ja, zh, en]" in card
+
+
+def test_bad_mix_arguments_are_named():
+    from qeu_utils.build.mix import build_init, quotas
+
+    with pytest.raises(ValueError, match=r"unknown categories \['poems'\]"):
+        build_init(categories=["poems"])
+    with pytest.raises(ValueError, match="too small"):
+        build_init(size=3)
+    assert quotas(10, {"a": 1, "b": 1, "c": 1}) == {"a": 4, "b": 3, "c": 3}
+    assert sum(quotas(300, {"a": 0.35, "b": 0.2, "c": 0.15, "d": 0.2, "e": 0.1}).values()) == 300

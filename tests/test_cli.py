@@ -38,3 +38,27 @@ def test_missing_subcommand_is_a_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         main(["models"])
     assert exit_info.value.code == 2
+
+
+def test_build_init_writes_the_dataset_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "init"
+    args = ["build", "init", "--out", str(out), "--size", "100", "--categories", "kanji", "food"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "kanji" in printed and "food" in printed and f"-> {out}" in printed
+    assert (out / "train.jsonl").is_file() and (out / "eval.jsonl").is_file()
+    assert main(args) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite", "--proportions", "kanji=0.9,food=0.1"]) == 0
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--size", "lots"], "--size must be a number or 'all', got 'lots'"),
+    (["--size", "0"], "--size must be positive"),
+    (["--proportions", "kanji"], "missing '=' in 'kanji'"),
+    (["--proportions", "kanji=x"], "category=number pairs, got 'kanji=x'"),
+])
+def test_build_init_rejects_bad_arguments(tmp_path, capsys, bad, message):
+    with pytest.raises(SystemExit):
+        main(["build", "init", "--out", str(tmp_path / "o"), *bad])
+    assert message in capsys.readouterr().err

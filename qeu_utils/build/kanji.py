@@ -66,6 +66,7 @@ def build_kanji(seed: int = 0) -> list[Group]:
         for s in _simplified_forms(v):
             from_hans[s].append(c)
     groups = []
+    asked_back = set()  # 発 and 髪 share 发: its reverse question is asked once, not twice
     for c in joyo:
         v = forms[c]
         differs = len({v.japanese, v.traditional, v.simplified}) > 1
@@ -73,11 +74,12 @@ def build_kanji(seed: int = 0) -> list[Group]:
         hant = list(v.candidates) if v.ambiguous else [v.traditional]
         records = [_record("ja_to_hans", c, answer(hans), seed)]
         if differs:
-            records += [
-                _record("ja_to_hant", c, answer(hant), seed),
-                _record("hans_to_ja", v.simplified, answer(from_hans[v.simplified]), seed),
-                _record("hant_to_ja", v.traditional, answer(from_hant[v.traditional]), seed),
-            ]
+            records.append(_record("ja_to_hant", c, answer(hant), seed))
+            for task, form, index in (("hans_to_ja", v.simplified, from_hans),
+                                      ("hant_to_ja", v.traditional, from_hant)):
+                if (task, form) not in asked_back:
+                    asked_back.add((task, form))
+                    records.append(_record(task, form, answer(index[form]), seed))
         groups.append(Group(key=c, records=records, weight=1.0 if differs else WEIGHT_SAME))
     return groups
 
