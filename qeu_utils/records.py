@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from qeu_utils.atomic import atomic_write_text
 
 FIELDS = ("id", "category", "task", "instruction", "input", "output", "lang", "style", "source")
 CATEGORIES = ("style", "katakana", "country", "kanji", "food", "dolly", "custom")
@@ -123,19 +124,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def prompt_text(record: dict) -> str:
     """The user turn: the instruction, then the input on its own paragraph when there is one."""
     if record["input"]:
@@ -157,8 +145,3 @@ def to_alpaca(record: dict) -> dict:
     """The Alpaca layout LLaMA-Factory and axolotl read (instruction / input / output)."""
     return {k: record[k] for k in ("instruction", "input", "output")}
 
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

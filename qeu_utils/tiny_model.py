@@ -9,9 +9,9 @@ runs on the default model.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from qeu_utils.atomic import atomic_directory
 
 # Bump when the recipe below changes, so stale cached copies are rebuilt.
 TINY_RANDOM_VERSION = 1
@@ -46,19 +46,9 @@ def build_tiny_random(target: Path) -> Path:
         return target
     tokenizer = _train_tokenizer()
     model = _random_llama(vocab_size=len(tokenizer), tokenizer=tokenizer)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp, safe_serialization=True)
-        try:
-            tmp.rename(target)
-        except OSError:
-            # Another process finished first; its copy is identical (same seed).
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

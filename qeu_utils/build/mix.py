@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
+from qeu_utils.atomic import atomic_directory, atomic_write_text
 from qeu_utils.build.common import Group, rng_for
-from qeu_utils.records import atomic_write_text, current_umask, write_jsonl
+from qeu_utils.records import write_jsonl
 
 DEFAULT_SIZE = 300
 DEFAULT_PROPORTIONS = {"style": 0.35, "katakana": 0.2, "country": 0.15, "kanji": 0.2, "food": 0.1}
@@ -120,21 +119,13 @@ def write_init(
     overlap = {r["id"] for r in train} & {r["id"] for r in held_out}
     if overlap:
         raise ValueError(f"{len(overlap)} records are in both train and eval")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes a private 0700 directory
+    with atomic_directory(out_dir) as tmp:
         write_jsonl(train, tmp / "train.jsonl")
         write_jsonl(held_out, tmp / "eval.jsonl")
         save_dataset_dict(tmp / "hf", train, held_out)
         info = json.dumps(llama_factory_info(), indent=2) + "\n"
         atomic_write_text(tmp / "dataset_info.json", info)
         atomic_write_text(tmp / "README.md", dataset_card(train, held_out, seed=seed, size=size))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
