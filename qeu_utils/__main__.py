@@ -93,6 +93,27 @@ def cmd_build_init(args) -> int:
     return 0
 
 
+def cmd_build_dolly(args) -> int:
+    from qeu_utils.build.dolly import DEFAULT_TRIVIA_TOPICS, build_dolly
+
+    topics = DEFAULT_TRIVIA_TOPICS
+    if args.trivia_topics:
+        topics = tuple(line.strip() for line in args.trivia_topics.read_text("utf-8").splitlines()
+                       if line.strip() and not line.startswith("#"))
+    report = build_dolly(args.source, args.out, parts=args.parts, seed=args.seed,
+                         style=args.style, trivia_topics=topics, num_proc=args.num_proc,
+                         overwrite=args.overwrite)
+    print(f"{report['records_in']} records in")
+    for step in report["steps"]:
+        what = (f"removed {step['removed']:5d} {step.get('by_reason', '')}" if "removed" in step
+                else f"changed {step['changed']:5d}")
+        print(f"  {step['step']:28} {what}")
+    for part in report["parts"]:
+        print(f"  {part['name']:28} {part['records']:5d} records")
+    print(f"{report['records_out']} records out -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qeu_utils.demo import REPO_ROOT
 
@@ -130,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--push-to-hub", metavar="REPO",
                       help="also upload to this Hub dataset repo (token from HF_TOKEN)")
     init.set_defaults(func=cmd_build_init)
+
+    from qeu_utils.build.dolly import DEFAULT_SOURCE
+
+    dolly = build_cmds.add_parser("dolly", help="stage-2 data: Japanese Dolly revised the QEU way")
+    dolly.add_argument("--source", default=DEFAULT_SOURCE,
+                       help=f"Hub id or local .json/.jsonl/.parquet (default {DEFAULT_SOURCE})")
+    dolly.add_argument("--out", type=Path, required=True, help="output directory")
+    dolly.add_argument("--parts", type=int, default=4, help="number of parts (default 4)")
+    dolly.add_argument("--seed", type=int, default=0)
+    dolly.add_argument("--style", choices=["keep", "plain", "polite"], default="keep",
+                       help="convert outputs to 常体 (plain) or 敬体 (polite); default keep")
+    dolly.add_argument("--trivia-topics", type=Path, metavar="FILE",
+                       help="file with one trivia topic per line (replaces the default list)")
+    dolly.add_argument("--num-proc", type=int, default=None, help="worker processes for map")
+    dolly.add_argument("--overwrite", action="store_true", help="replace an existing build")
+    dolly.set_defaults(func=cmd_build_dolly)
 
     demo = commands.add_parser(
         "demo", help="execute the numbered notebooks in order and write runs/<time>/report.md"

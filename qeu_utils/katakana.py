@@ -48,6 +48,7 @@ Tagging and idempotence
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -173,8 +174,14 @@ def _project_table() -> dict[str, tuple[str, str]]:
     return table
 
 
-@lru_cache(maxsize=1)
 def _jmdict() -> sqlite3.Connection | None:
+    # A SQLite connection must not cross fork() (datasets.map(num_proc=...) forks workers),
+    # so each process opens its own.
+    return _jmdict_connection(os.getpid())
+
+
+@lru_cache(maxsize=1)
+def _jmdict_connection(pid: int) -> sqlite3.Connection | None:
     """A read-only connection to jamdict-data's JMdict database, or None if not installed."""
     try:
         import jamdict_data
