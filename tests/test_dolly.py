@@ -139,3 +139,71 @@ def test_bad_json_file_and_missing_source(tmp_path, monkeypatch):
     with pytest.raises(DollySourceError, match=r"the Hub is off .*--source path/to/"
                                                r"databricks-dolly-15k-ja.json"):
         dolly.load_source("kunishou/databricks-dolly-15k-ja")
+
+
+# --- the project's sample, with its deliberate defects ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_revision():
+    data = dolly.load_source(dolly.SAMPLE)
+    revised, report = dolly.revise(data)
+    return data, {r["index"]: r for r in revised}, report
+
+
+def test_sample_defects_are_all_caught(sample_revision):
+    data, kept, report = sample_revision
+    assert len(data) == 140
+    assert _step(report, "drop_broken")["by_reason"] == {
+        "empty_output": 3, "mojibake": 2, "not_japanese": 3, "output_equals_instruction": 2,
+        "punctuation_only": 2, "url_only": 2}
+    assert _step(report, "drop_trivia")["removed"] == 4
+    assert _step(report, "deduplicate")["removed"] == 4
+    dropped = {"4", "58", "108", "47", "112", "18", "76", "40", "94", "22", "90", "29", "65",
+               "119", "11", "54", "83", "126", "36", "72", "101", "130"}
+    assert set(kept) == {str(i) for i in range(140)} - dropped
+
+
+def test_sample_normalization_survivors(sample_revision):
+    data, kept, _ = sample_revision
+    assert "ＣＰＵ" in data[67]["instruction"] + data[67]["output"]
+    assert "ＣＰＵ" not in kept["67"]["instruction"] + kept["67"]["output"]
+    assert "ｽﾏｰﾄﾌｫﾝ" in data[87]["instruction"]
+    assert kept["87"]["instruction"].startswith("スマートフォン(smartphone)の")
+    assert kept["128"]["instruction"] == kept["128"]["instruction"].strip()
+
+
+def test_code_and_urls_survive_untouched_and_katakana_after_a_url_is_annotated(sample_revision):
+    data, kept, _ = sample_revision
+    code = data[105]["output"].split("```")[1]
+    assert kept["105"]["output"].split("```")[1] == code  # コーヒー inside the code block stays
+    assert "このプログラム(program)を実行すると" in kept["105"]["output"]
+    assert "# データを読み込む" in kept["59"]["output"]
+    assert "（https://www.jma.go.jp/）で確認できます。スマートフォン(smartphone)の" in kept["137"][
+        "output"]
+
+
+def test_build_writes_parts_report_and_card(tmp_path):
+    out = tmp_path / "dolly"
+    report = dolly.build_dolly(dolly.SAMPLE, out, parts=4, seed=0)
+    assert sorted(p.name for p in out.glob("*.jsonl")) == [
+        f"part-{k}-of-4.jsonl" for k in range(1, 5)]
+    sizes = [p["records"] for p in report["parts"]]
+    assert sum(sizes) == report["records_out"] == 118 and max(sizes) - min(sizes) <= 1
+    saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert saved["steps"][1]["by_reason"]["empty_output"] == 3
+    from qeu_utils.records import read_jsonl
+
+    records = read_jsonl(out / "part-1-of-4.jsonl")
+    assert {r["category"] for r in records} == {"dolly"}
+    assert {r["source"] for r in records} == {"project"}
+    assert {r["task"] for r in records} <= set(dolly.CATEGORIES)
+    assert "qeu_dolly_part_1_of_4" in json.loads((out / "dataset_info.json").read_text())
+    assert "| drop_trivia | 126 | 4 |" in (out / "README.md").read_text(encoding="utf-8")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        dolly.build_dolly(dolly.SAMPLE, out)
+    again = dolly.build_dolly(dolly.SAMPLE, tmp_path / "again", parts=4, seed=0)
+    assert again == report
+    for k in range(1, 5):
+        name = f"part-{k}-of-4.jsonl"
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes()

@@ -233,7 +233,11 @@ def dedup_key(instruction: str, context: str) -> str:
 
 
 # Code fences, inline code and URLs are copied as they are; only the prose between is edited.
-_PROTECTED = re.compile(r"```.*?(?:```|$)|`[^`\n]*`|(?:https?://|www\.)\S+", re.DOTALL)
+# Japanese text has no spaces to end a URL: it is its ASCII run, plus a non-ASCII path tail
+# (wiki/コーヒー) only when punctuation, a space or the end of the text follows that tail.
+_URL = (r"(?:https?://|www\.)[!-~]+"
+        r"(?:[^\s!-~\u3000-\u303f\u3041-\u309f\uff00-\uffef]+(?=[\s\u3000-\u303f\uff00-\uffef]|$))?")
+_PROTECTED = re.compile(rf"```.*?(?:```|$)|`[^`\n]*`|{_URL}", re.DOTALL)
 
 
 def edit_prose(text: str, edit) -> str:
