@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--num-proc", type=int, default=2)
     args = parser.parse_args()
     data = corpus()
-    texts = data["instruction"] + data["input"] + data["output"]
+    texts = [t for f in ("instruction", "input", "output") for t in data[f]]
 
     tagger = fugashi.Tagger()
     started = time.perf_counter()

@@ -207,3 +207,18 @@ def test_build_writes_parts_report_and_card(tmp_path):
     for k in range(1, 5):
         name = f"part-{k}-of-4.jsonl"
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+
+
+def test_unreachable_hub_fails_fast_with_how_to_fix(monkeypatch):
+    import huggingface_hub
+
+    def unreachable(self, *args, **kwargs):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", unreachable)
+    with pytest.raises(DollySourceError) as err:
+        dolly.load_source(dolly.DEFAULT_SOURCE)
+    message = str(err.value)
+    assert "could not load it from the Hugging Face Hub (ConnectionError)" in message
+    assert f"--source {dolly.SAMPLE}" in message

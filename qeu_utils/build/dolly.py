@@ -114,7 +114,10 @@ def _load_hub(dataset_id: str) -> list:
         raise DollySourceError(f"{dataset_id}: the Hub is off (HF_HUB_OFFLINE=1); {how}")
     try:
         from datasets import load_dataset
+        from huggingface_hub import HfApi
 
+        # One quick request first: load_dataset retries an unreachable Hub for ~25 s.
+        HfApi().dataset_info(dataset_id, timeout=10)
         data = load_dataset(dataset_id, split="train")
     except Exception as err:  # noqa: BLE001 — network, auth or missing dataset alike
         raise DollySourceError(
