@@ -114,6 +114,24 @@ def cmd_build_dolly(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from qeu_utils.train import load_config, train
+
+    config = load_config(args.config, model=args.model, dataset=args.dataset, epochs=args.epochs,
+                         max_steps=args.max_steps, output_dir=args.output_dir,
+                         init_from=args.init_from, chain=args.chain)
+    summary = train(config)
+    print(f"stage {config['stage']}: {summary['global_step']} steps, train loss "
+          f"{summary['train_loss']:.4f} -> {summary['output_dir']}")
+    if summary.get("resumed_from"):
+        print(f"resumed from {summary['resumed_from']}")
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        before, after = (evaluation[k]["loss"]["overall"]["loss"] for k in ("before", "after"))
+        print(f"held-out loss {before:.4f} -> {after:.4f} (see evaluation.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qeu_utils.demo import REPO_ROOT
 
@@ -167,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     dolly.add_argument("--num-proc", type=int, default=None, help="worker processes for map")
     dolly.add_argument("--overwrite", action="store_true", help="replace an existing build")
     dolly.set_defaults(func=cmd_build_dolly)
+
+    train = commands.add_parser("train", help="LoRA fine-tuning of one stage from a config")
+    train.add_argument("--config", type=Path, required=True, help="e.g. configs/stage1.yaml")
+    train.add_argument("--model", help="override the config's model")
+    train.add_argument("--dataset", help="a build directory or a records JSONL file")
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--max-steps", type=int, help="stop after this many steps (CPU runs)")
+    train.add_argument("--output-dir", help="rerun with the same directory to resume")
+    train.add_argument("--init-from", help="a previous stage's output directory")
+    train.add_argument("--chain", choices=["continue", "merge"])
+    train.set_defaults(func=cmd_train)
 
     demo = commands.add_parser(
         "demo", help="execute the numbered notebooks in order and write runs/<time>/report.md"

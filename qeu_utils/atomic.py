@@ -44,3 +44,10 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_json(path: str | os.PathLike, data) -> None:
+    """Indented UTF-8 JSON (Japanese kept readable), written atomically."""
+    import json
+
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")

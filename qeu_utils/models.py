@@ -147,6 +147,7 @@ def load_model(
     dtype=None,
     device: str | None = None,
     trust_remote_code: bool = False,
+    quantization=None,
 ):
     """Load ``(model, tokenizer)``.
 
@@ -154,6 +155,7 @@ def load_model(
     model directory or a ``.gguf`` file. ``adapter``: a PEFT adapter directory applied on top.
     ``dtype``: a torch dtype or its name; default bf16/fp16 on GPU, fp32 on CPU.
     ``device``: default cuda, then mps, then cpu. Remote code runs only if the caller says so.
+    ``quantization``: a transformers quantization config (e.g. 4-bit bitsandbytes for QLoRA).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -168,6 +170,9 @@ def load_model(
         kwargs["local_files_only"] = True
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        if quantization is not None:
+            # Quantized weights are placed at load time and cannot be moved afterwards.
+            kwargs.update(quantization_config=quantization, device_map={"": device})
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, use_safetensors=True, **kwargs
         )
@@ -182,7 +187,8 @@ def load_model(
     if tokenizer.pad_token is None:
         # Batching needs a pad token; the end-of-sequence token is the usual stand-in.
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device)
+    if quantization is None:
+        model.to(device)
     if adapter is not None:
         from peft import PeftModel
 

@@ -26,7 +26,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from qeu_utils.atomic import atomic_directory, atomic_write_text
+from qeu_utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from qeu_utils.build.common import SOURCES_DIR, rng_for
 from qeu_utils.records import make_record, write_jsonl
 
@@ -393,13 +393,12 @@ def build_dolly(
             records = to_records(rows, provenance)
             write_jsonl(records, tmp / f"{name}.jsonl")
             _save_part(tmp / "hf" / name, records)
-        atomic_write_text(tmp / "report.json",
-                          json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        atomic_write_json(tmp / "report.json", report)
         info = {f"qeu_dolly_{n.replace('-', '_')}": {
             "file_name": f"{n}.jsonl", "formatting": "alpaca",
             "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
             for n in names}
-        atomic_write_text(tmp / "dataset_info.json", json.dumps(info, indent=2) + "\n")
+        atomic_write_json(tmp / "dataset_info.json", info)
         atomic_write_text(tmp / "README.md", dataset_card(report, names))
     return report
 

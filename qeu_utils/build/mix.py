@@ -9,12 +9,11 @@ directory renamed into place: an existing build is never half-overwritten.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
 
-from qeu_utils.atomic import atomic_directory, atomic_write_text
+from qeu_utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from qeu_utils.build.common import Group, rng_for
 from qeu_utils.records import write_jsonl
 
@@ -123,8 +122,7 @@ def write_init(
         write_jsonl(train, tmp / "train.jsonl")
         write_jsonl(held_out, tmp / "eval.jsonl")
         save_dataset_dict(tmp / "hf", train, held_out)
-        info = json.dumps(llama_factory_info(), indent=2) + "\n"
-        atomic_write_text(tmp / "dataset_info.json", info)
+        atomic_write_json(tmp / "dataset_info.json", llama_factory_info())
         atomic_write_text(tmp / "README.md", dataset_card(train, held_out, seed=seed, size=size))
     return out_dir
 

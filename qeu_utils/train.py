@@ -1,0 +1,329 @@
+"""Serial LoRA fine-tuning: stage 1 (initialization data) → stage 2 (revised Dolly) → stage 3
+(your data), driven by a config (``configs/stage*.yaml``) and built on TRL's ``SFTTrainer``.
+
+- Loss on the response only: records become TRL prompt-completion pairs (``prompting``).
+- The tokenizer's chat template for chat models, a Japanese Alpaca template otherwise.
+- Packing (padding-free) only where it is correct — FlashAttention on CUDA, where packed
+  sequences cannot attend to each other; otherwise length-grouped batches padded per batch.
+- bf16/fp16 from the hardware, optional gradient checkpointing, optional QLoRA on CUDA.
+- Checkpoints every ``save_steps`` and at each epoch end; rerunning with the same output
+  directory resumes from the last checkpoint.
+- Chaining: ``init_from`` a previous stage's output, ``chain: continue`` (keep training its
+  adapter) or ``chain: merge`` (merge it into the base weights, then a fresh adapter).
+  ``lineage.json`` records what a run stands on; ``load_trained`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+from transformers import TrainerCallback
+
+from qeu_utils.atomic import atomic_write_json, atomic_write_text
+
+DEFAULTS = {
+    "stage": 1,
+    "model": "smollm2-135m-instruct",
+    "dataset": "data/build/init",
+    "eval_dataset": None,  # default: eval.jsonl next to train.jsonl when the dataset is a dir
+    "eval_limit": None,  # evaluate on at most this many records per task
+    "output_dir": "runs/stage1",
+    "init_from": None,
+    "chain": "continue",
+    "template": "auto",
+    "epochs": 10,
+    "max_steps": -1,
+    "learning_rate": 2.0e-4,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "max_length": 1024,
+    "warmup_steps": 0.03,
+    "lr_scheduler": "cosine",
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+    "packing": "auto",
+    "gradient_checkpointing": False,
+    "qlora": False,
+    "precision": "auto",
+    "save_steps": 50,
+    "save_total_limit": 3,
+    "logging_steps": 10,
+    "seed": 42,
+    "merge": False,
+    "evaluate": True,
+    "probe_max_new_tokens": 48,
+}
+CHAIN_MODES = ("continue", "merge")
+
+
+def load_config(path: str | os.PathLike | None, **overrides) -> dict:
+    """Defaults, then the YAML file, then the non-None ``overrides``; unknown keys are errors."""
+    config = json.loads(json.dumps(DEFAULTS))
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        unknown = sorted(set(loaded) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(DEFAULTS)}")
+        for key, value in loaded.items():
+            if key == "lora":
+                config["lora"].update(value or {})
+            else:
+                config[key] = value
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    if config["chain"] not in CHAIN_MODES:
+        raise ValueError(f"chain must be continue or merge, got {config['chain']!r}")
+    return config
+
+
+def load_records(dataset: str | os.PathLike, eval_dataset=None) -> tuple[list[dict], list[dict]]:
+    """Train and eval records from a build directory (train.jsonl, eval.jsonl) or JSONL files."""
+    from qeu_utils.records import read_jsonl
+
+    path = Path(dataset)
+    if path.is_dir():
+        train_file = path / "train.jsonl"
+        if not train_file.is_file():
+            raise FileNotFoundError(f"{path}: no train.jsonl (build one with `build init`)")
+        eval_dataset = eval_dataset or (path / "eval.jsonl" if (path / "eval.jsonl").is_file()
+                                        else None)
+        path = train_file
+    train = read_jsonl(path)
+    held_out = read_jsonl(eval_dataset) if eval_dataset else []
+    return train, held_out
+
+
+def lineage_of(output_dir: str | os.PathLike) -> dict:
+    path = Path(output_dir) / "lineage.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{output_dir}: no lineage.json; is it a qeu_utils training run?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _device() -> str:
+    from qeu_utils.models import default_device
+
+    device = default_device()
+    # Under `accelerate launch`/torchrun each process owns the GPU of its local rank.
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
+
+
+def _precision(config: dict, device: str) -> str:
+    import torch
+
+    if config["precision"] != "auto":
+        return config["precision"]
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def load_stack(base: str, merged_adapters: list[str], adapter: str | None, *, device: str,
+               dtype=None, trainable: bool = False, quantization=None):
+    """The base model with earlier stages merged in, then ``adapter`` on top (or none)."""
+    from peft import PeftModel
+
+    from qeu_utils.models import load_model
+
+    model, tokenizer = load_model(base, device=device, dtype=dtype, quantization=quantization)
+    for merged in merged_adapters:
+        model = PeftModel.from_pretrained(model, merged).merge_and_unload()
+    if adapter:
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+    return model, tokenizer
+
+
+def load_trained(output_dir: str | os.PathLike, *, device: str | None = None, dtype=None):
+    """Rebuild a trained stage (base + merged earlier stages + its adapter) for inference."""
+    lineage = lineage_of(output_dir)
+    model, tokenizer = load_stack(lineage["base_model"], lineage["merged_adapters"],
+                                  str(output_dir), device=device or _device(), dtype=dtype)
+    model.eval()
+    return model, tokenizer
+
+
+def _starting_point(config: dict) -> dict:
+    """What this stage stands on: the base model, adapters merged into it, the adapter to
+    keep training (continue) or none (fresh LoRA)."""
+    if not config["init_from"]:
+        return {"base_model": config["model"], "merged_adapters": [], "continue_from": None}
+    parent = lineage_of(config["init_from"])
+    parent_dir = str(Path(config["init_from"]).resolve())
+    if config["chain"] == "continue":
+        return {"base_model": parent["base_model"], "merged_adapters": parent["merged_adapters"],
+                "continue_from": parent_dir}
+    return {"base_model": parent["base_model"],
+            "merged_adapters": [*parent["merged_adapters"], parent_dir], "continue_from": None}
+
+
+def build_trainer(config: dict, callbacks: list | None = None) -> dict:
+    """Load what a stage stands on and set up its ``SFTTrainer``; returns the pieces ``train``
+    needs (the trainer, tokenizer, template, eval records, lineage facts)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from qeu_utils.prompting import prompt_and_completion, resolve_template
+
+    device = _device()
+    precision = _precision(config, device)
+    quantization = None
+    if config["qlora"]:
+        if not device.startswith("cuda"):
+            raise ValueError("qlora: true needs a CUDA GPU (bitsandbytes 4-bit); set it to false")
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    start = _starting_point(config)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    model, tokenizer = load_stack(start["base_model"], start["merged_adapters"],
+                                  start["continue_from"], device=device, dtype=dtype,
+                                  trainable=True, quantization=quantization)
+    template = resolve_template(tokenizer, config["template"])
+    train_records, eval_records = load_records(config["dataset"], config["eval_dataset"])
+    train_data = Dataset.from_list([prompt_and_completion(r, template) for r in train_records])
+
+    attention = getattr(model.config, "_attn_implementation", "") or ""
+    packing = config["packing"]
+    if packing == "auto":
+        packing = device.startswith("cuda") and attention.startswith("flash_attention")
+    args = SFTConfig(
+        output_dir=str(config["output_dir"]),
+        num_train_epochs=config["epochs"],
+        max_steps=config["max_steps"],
+        learning_rate=config["learning_rate"],
+        per_device_train_batch_size=config["batch_size"],
+        gradient_accumulation_steps=config["grad_accum"],
+        max_length=config["max_length"],
+        warmup_steps=config["warmup_steps"],
+        lr_scheduler_type=config["lr_scheduler"],
+        packing=bool(packing),
+        train_sampling_strategy="random" if packing else "group_by_length",
+        activation_checkpointing=bool(config["gradient_checkpointing"]),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        save_strategy="steps",
+        save_steps=config["save_steps"],
+        save_total_limit=config["save_total_limit"],
+        logging_steps=config["logging_steps"],
+        seed=config["seed"],
+        data_seed=config["seed"],
+        report_to=[],
+        completion_only_loss=True,
+    )
+    lora = config["lora"]
+    peft_config = None if start["continue_from"] else LoraConfig(
+        r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"], task_type="CAUSAL_LM")
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
+        peft_config=peft_config, callbacks=[_SaveAtEpochEnd(), *(callbacks or [])],
+    )
+    return {"trainer": trainer, "tokenizer": tokenizer, "template": template,
+            "eval_records": eval_records, "start": start, "packing": bool(packing),
+            "precision": precision}
+
+
+def train(config: dict, callbacks: list | None = None) -> dict:
+    """Run one stage; return a summary (also written to the output directory as summary.json).
+    Rerunning with the same ``output_dir`` resumes from its last checkpoint."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(config["output_dir"])
+    stage = build_trainer(config, callbacks)
+    trainer, tokenizer, template = stage["trainer"], stage["tokenizer"], stage["template"]
+    eval_records = stage["eval_records"]
+    resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+    out.mkdir(parents=True, exist_ok=True)
+    before = None
+    if config["evaluate"] and eval_records and resume is None:
+        before = _evaluate(trainer.model, tokenizer, eval_records, template, config)
+        atomic_write_json(out / "evaluation_before.json", before)
+    elif config["evaluate"] and eval_records and (out / "evaluation_before.json").is_file():
+        before = json.loads((out / "evaluation_before.json").read_text(encoding="utf-8"))
+
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out))
+    trainer.state.save_to_json(str(out / "trainer_state.json"))
+    start = stage["start"]
+    lineage = {"stage": config["stage"], "base_model": start["base_model"],
+               "merged_adapters": start["merged_adapters"], "init_from": config["init_from"],
+               "chain": config["chain"] if config["init_from"] else None,
+               "continued_adapter": start["continue_from"], "template": template,
+               "packing": stage["packing"], "precision": stage["precision"],
+               "resumed_from": resume, "dataset": str(config["dataset"])}
+    atomic_write_json(out / "lineage.json", lineage)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, allow_unicode=True,
+                                                         sort_keys=False))
+    plot_loss(trainer.state.log_history, out / "loss_curve.png",
+              title=f"stage {config['stage']}: {Path(str(config['dataset'])).name}")
+    summary = {"output_dir": str(out), "global_step": result.global_step,
+               "train_loss": result.training_loss, "resumed_from": resume, "lineage": lineage}
+    if before is not None:
+        after = _evaluate(trainer.model, tokenizer, eval_records, template, config)
+        summary["evaluation"] = {"before": before, "after": after}
+        _write_evaluation(out, before, after)
+    if config["merge"]:
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(out / "merged", safe_serialization=True)
+        tokenizer.save_pretrained(out / "merged")
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+class _SaveAtEpochEnd(TrainerCallback):
+    """A checkpoint at each epoch end as well as every ``save_steps`` (Trainer's save
+    strategies are one or the other)."""
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_save = True
+        return control
+
+
+def _evaluate(model, tokenizer, records, template, config) -> dict:
+    from qeu_utils.evaluate import evaluate
+
+    return evaluate(model, tokenizer, records, template=template,
+                    max_new_tokens=config["probe_max_new_tokens"],
+                    probe_limit=config["eval_limit"])
+
+
+def _write_evaluation(out: Path, before: dict, after: dict) -> None:
+    from qeu_utils.evaluate import compare, save_results, side_by_side
+
+    save_results({"before": before, "after": after}, out / "evaluation.json")
+    atomic_write_text(out / "evaluation.md",
+                      compare(before, after) + "\n\n" + side_by_side(before, after) + "\n")
+
+
+def plot_loss(log_history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from qeu_utils.plotting import use_cjk_font
+
+    use_cjk_font()
+    steps = [e["step"] for e in log_history if "loss" in e]
+    losses = [e["loss"] for e in log_history if "loss" in e]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(steps, losses, marker="o", markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
