@@ -143,3 +143,30 @@ def test_shipped_configs_load():
         config = load_config(root / f"stage{stage}.yaml")
         assert config["stage"] == stage
     assert load_config(root / "stage2.yaml")["init_from"] == "runs/stage1"
+
+
+@pytest.mark.slow
+def test_single_process_accelerate_launch(init_dir, tmp_path, tmp_cache):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    config = tmp_path / "stage1.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "tiny-random", "dataset": str(init_dir), "output_dir": str(tmp_path / "out"),
+        "max_steps": 2, "batch_size": 4, "save_steps": 2, "evaluate": False}))
+    accelerate = Path(sys.executable).parent / "accelerate"
+    result = subprocess.run(
+        [str(accelerate), "launch", "--config_file",
+         str(root / "configs" / "accelerate" / "cpu_single.yaml"),
+         "-m", "qeu_utils", "train", "--config", str(config)],
+        capture_output=True, text=True, env=os.environ | {"QEU_CACHE": str(tmp_cache)},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stage 1: 2 steps" in result.stdout
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
