@@ -236,13 +236,15 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
             "precision": precision}
 
 
-def train(config: dict, callbacks: list | None = None) -> dict:
+def train(config: dict, callbacks: list | None = None, prepared: dict | None = None) -> dict:
     """Run one stage; return a summary (also written to the output directory as summary.json).
-    Rerunning with the same ``output_dir`` resumes from its last checkpoint."""
+    Rerunning with the same ``output_dir`` resumes from its last checkpoint. ``prepared`` is
+    ``build_trainer(config)``'s result when the caller already has it (notebooks look at the
+    model and data before training)."""
     from transformers.trainer_utils import get_last_checkpoint
 
     out = Path(config["output_dir"])
-    stage = build_trainer(config, callbacks)
+    stage = prepared or build_trainer(config, callbacks)
     trainer, tokenizer, template = stage["trainer"], stage["tokenizer"], stage["template"]
     eval_records = stage["eval_records"]
     resume = get_last_checkpoint(str(out)) if out.is_dir() else None
