@@ -299,3 +299,23 @@ def test_push_to_hub_uploads_only_the_build_with_the_env_token(tmp_path, monkeyp
                                {"repo_type": "dataset", "private": True, "exist_ok": True})
     assert calls["upload"]["allow_patterns"] == ["*.jsonl", "README.md", "dataset_info.json"]
     assert "hf_secret_value" not in capsys.readouterr().out
+
+
+def test_articles_become_continuation_records():
+    from qeu_utils.build.custom import article_records, paragraphs
+
+    article = ("日本で最初の鉄道は1872年に開業した。新橋と横浜を結んだ。\n\n"
+               "その後、鉄道は全国に広がりました。\n\n今では新幹線が各地を結んでいる。")
+    records = article_records(article, title="日本の鉄道")
+    assert [r["task"] for r in records] == ["write_opening", "continue_article",
+                                             "continue_article"]
+    assert records[0]["output"] == "日本で最初の鉄道は1872年に開業した。新橋と横浜を結んだ。"
+    assert records[1]["input"] == records[0]["output"]
+    assert [r["style"] for r in records] == ["plain", "polite", "plain"]
+    assert {r["category"] for r in records} == {"custom"}
+    one_block = "一文目だ。二文目だ。三文目だ。四文目だ。"
+    assert paragraphs(one_block) == ["一文目だ。二文目だ。三文目だ。", "四文目だ。"]
+    with pytest.raises(ValueError, match="has no text"):
+        article_records("  \n\n ", title="空")
+    with pytest.raises(ValueError, match="the title is empty"):
+        article_records(article, title=" ")
