@@ -76,7 +76,15 @@ def load_config(path: str | os.PathLike | None, **overrides) -> dict:
                 config["lora"].update(value or {})
             else:
                 config[key] = value
-    config.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in DEFAULTS:
+            raise ValueError(f"unknown setting {key!r}; known: {sorted(DEFAULTS)}")
+        if key == "lora":
+            config["lora"].update(value)
+        else:
+            config[key] = value
     if config["chain"] not in CHAIN_MODES:
         raise ValueError(f"chain must be continue or merge, got {config['chain']!r}")
     return config

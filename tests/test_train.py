@@ -170,3 +170,10 @@ def test_single_process_accelerate_launch(init_dir, tmp_path, tmp_cache):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stage 1: 2 steps" in result.stdout
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+
+
+def test_overrides_merge_lora_settings_and_reject_unknown_names():
+    config = load_config(None, lora={"r": 4})
+    assert config["lora"] == {"r": 4, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
+        load_config(None, epoch=3)
