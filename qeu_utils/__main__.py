@@ -132,6 +132,30 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    from qeu_utils.analyze import analyze
+
+    result = analyze(args.model, args.adapter or [], args.out, labels=args.labels,
+                     n_kanji=args.n_kanji, n_sentences=args.n_sentences, n_lens=args.n_lens)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
+    print(f"metrics, report and pictures in {args.out} ({len(result['summary'])} models)")
+    return 0
+
+
+def cmd_ablation(args) -> int:
+    from qeu_utils.ablation import run_ablation
+
+    results = run_ablation(
+        model=args.model, init_dir=args.init, dolly_train=args.dolly_train,
+        dolly_eval=args.dolly_eval, out_dir=args.out, seeds=tuple(args.seeds),
+        stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        probe_limit=args.probe_limit)
+    print((Path(args.out) / "ablation.md").read_text(encoding="utf-8"))
+    print(f"{len(results['seeds'])} seeds -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qeu_utils.demo import REPO_ROOT
 
@@ -196,6 +220,32 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", help="a previous stage's output directory")
     train.add_argument("--chain", choices=["continue", "merge"])
     train.set_defaults(func=cmd_train)
+
+    analyze = commands.add_parser("analyze", help="embedding analysis of a model and its stages")
+    analyze.add_argument("--model", default="smollm2-135m-instruct")
+    analyze.add_argument("--adapter", nargs="+", metavar="DIR",
+                         help="stage output directories (or PEFT adapters), in order")
+    analyze.add_argument("--labels", nargs="+", help="names for base + adapters in the report")
+    analyze.add_argument("--out", type=Path, required=True)
+    analyze.add_argument("--n-kanji", type=int, default=150)
+    analyze.add_argument("--n-sentences", type=int, default=200)
+    analyze.add_argument("--n-lens", type=int, default=50)
+    analyze.set_defaults(func=cmd_analyze)
+
+    ablation = commands.add_parser("ablation", help="stage 2 with vs without stage 1, over seeds")
+    ablation.add_argument("--model", default="smollm2-135m-instruct")
+    ablation.add_argument("--init", required=True, help="initialization dataset directory")
+    ablation.add_argument("--dolly-train", required=True, help="a Dolly part (records JSONL)")
+    ablation.add_argument("--dolly-eval", required=True, help="another Dolly part for eval")
+    ablation.add_argument("--out", type=Path, required=True)
+    ablation.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ablation.add_argument("--stage1-steps", type=int, default=-1, help="-1: the full 10 epochs")
+    ablation.add_argument("--stage2-steps", type=int, default=-1, help="-1: the full 10 epochs")
+    ablation.add_argument("--batch-size", type=int, default=4)
+    ablation.add_argument("--learning-rate", type=float, default=2e-4)
+    ablation.add_argument("--probe-limit", type=int, default=1,
+                          help="probe records per task on the initialization eval split")
+    ablation.set_defaults(func=cmd_ablation)
 
     demo = commands.add_parser(
         "demo", help="execute the numbered notebooks in order and write runs/<time>/report.md"

@@ -1,0 +1,76 @@
+"""The analyze command and the ablation, end to end on tiny-random."""
+
+import json
+
+import pytest
+
+from qeu_utils.analyze import analyze, headline, report
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    from qeu_utils.build.mix import build_init, write_init
+    from qeu_utils.train import load_config, train
+
+    root = tmp_path_factory.mktemp("analyze")
+    train_records, held_out = build_init(size=40, seed=0, categories=["kanji", "style"])
+    data = write_init(root / "init", train_records, held_out, seed=0, size=40)
+    out = root / "stage1"
+    train(load_config(None, model="tiny-random", dataset=str(data), output_dir=str(out),
+                      max_steps=2, batch_size=4, evaluate=False, learning_rate=1e-2))
+    return data, out
+
+
+def test_analyze_writes_metrics_report_and_pictures(stage1, tmp_path):
+    _, out1 = stage1
+    result = analyze("tiny-random", [str(out1)], tmp_path / "ana", labels=["base", "stage 1"],
+                     n_kanji=12, n_sentences=10, n_lens=5)
+    assert set(result["summary"]) == {"base", "stage 1"}
+    saved = json.loads((tmp_path / "ana" / "metrics.json").read_text(encoding="utf-8"))
+    layers = saved["per_layer"]["base"]["kanji_ja_hans"]
+    assert len(layers) == 3  # embeddings + 2 layers
+    for name in ["kanji_gap_by_layer.png", "kanji_top1_by_layer.png", "style_plain_zh_gap.png",
+                 "style_polite_en_gap.png", "logit_lens_kanji.png", "kanji_projection_base.png",
+                 "kanji_projection_stage_1.png", "kanji_similarity_stage_1.png"]:
+        assert (tmp_path / "ana" / name).stat().st_size > 0, name
+    text = (tmp_path / "ana" / "report.md").read_text(encoding="utf-8")
+    assert "| metric | base | stage 1 |" in text
+    assert "- stage 1: kanji alignment (Japanese ⇄ Simplified)" in text
+
+
+def test_headline_picks_the_best_layer_and_the_middle_style_layer():
+    rows = [{"layer": k, "gap": g, "gap_lo": g - 0.1, "gap_hi": g + 0.1, "top1": t}
+            for k, (g, t) in enumerate([(0.1, 0.5), (0.3, 0.2), (0.2, 0.9)])]
+    style = [{"layer": k, "plain_zh_gap": k / 10, "plain_zh_gap_lo": 0.0, "plain_zh_gap_hi": 1.0,
+              "polite_en_gap": -k / 10, "polite_en_gap_lo": -1.0, "polite_en_gap_hi": 0.0}
+             for k in range(3)]
+    lens = {"layers": 3, "answer_prob": [0.0, 0.5, 0.1], "mass_en": [0, 0, 0.4],
+            "mass_zh": [0, 0, 0.1], "mass_ja": [0, 0, 0.05]}
+    metrics = {"kanji_ja_hans": rows, "kanji_ja_hant": rows, "country_ja_hans": rows,
+               "country_ja_en": rows, "loanword_ja_en": rows, "style": style,
+               "logit_lens_kanji": lens}
+    h = headline(metrics)
+    assert (h["kanji_layer"], h["kanji_gap"], h["kanji_top1"], h["kanji_best_top1"]) == (
+        1, 0.3, 0.2, 0.9)
+    assert h["style_layer"] == 1 and h["plain_zh_gap"] == 0.1
+    assert h["lens_answer_peak_layer"] == 1 and h["lens_mass_en_last"] == 0.4
+    text = report("m", {"base": h, "after": h | {"kanji_gap": 0.6, "kanji_gap_lo": 0.55}})
+    assert ("kanji alignment (Japanese ⇄ Simplified) rose by 0.3000 "
+            "(beyond the 95% intervals)") in text
+
+
+@pytest.mark.slow
+def test_ablation_runs_both_conditions_for_each_seed(stage1, tmp_path):
+    from qeu_utils.ablation import run_ablation
+    from qeu_utils.build.dolly import SAMPLE, build_dolly
+
+    data, _ = stage1
+    build_dolly(SAMPLE, tmp_path / "dolly", parts=4)
+    results = run_ablation(
+        model="tiny-random", init_dir=data, dolly_train=tmp_path / "dolly" / "part-1-of-4.jsonl",
+        dolly_eval=tmp_path / "dolly" / "part-4-of-4.jsonl", out_dir=tmp_path / "abl",
+        seeds=(0, 1), stage1_steps=1, stage2_steps=1, n_kanji=8, max_new_tokens=4)
+    assert len(results["runs"]["with"]) == len(results["runs"]["without"]) == 2
+    metrics = {row["metric"] for row in results["table"]}
+    assert {"dolly_loss", "init_loss", "kanji_gap"} <= metrics
+    assert (tmp_path / "abl" / "ablation.md").read_text().startswith("Stage 2 with vs without")
