@@ -235,7 +235,8 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
     peft_config = None if start["continue_from"] else LoraConfig(
         r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
         target_modules=lora["target_modules"], task_type="CAUSAL_LM")
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer if packing else _completion_only_trainer()
+    trainer = trainer_class(
         model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
         peft_config=peft_config, callbacks=[_SaveAtEpochEnd(), *(callbacks or [])],
     )
@@ -291,6 +292,36 @@ def train(config: dict, callbacks: list | None = None, prepared: dict | None = N
         tokenizer.save_pretrained(out / "merged")
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _completion_only_trainer():
+    """``SFTTrainer`` whose loss applies the LM head only where a label is set.
+
+    The prompt carries no loss, so its logits are never needed; with a vocabulary of 49k–150k
+    the LM head and its logits are a large part of a step's time and memory. The loss is the
+    same token-level cross-entropy the model's own loss computes (tested)."""
+    import torch.nn.functional as F
+    from trl import SFTTrainer
+
+    class CompletionOnlySFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            labels = inputs["labels"]
+            body_inputs = {k: v for k, v in inputs.items()
+                           if k in ("input_ids", "attention_mask", "position_ids")}
+            hidden = base.get_decoder()(**body_inputs).last_hidden_state
+            targets = labels[:, 1:]
+            keep = targets != -100
+            logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+            total = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+            # Normalized by the tokens of the whole accumulated batch when Trainer gives them,
+            # as the model's own loss is; then Trainer must not divide again.
+            self.loss_is_scaled_for_ga = num_items_in_batch is not None
+            denominator = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+            loss = total / denominator
+            return (loss, None) if return_outputs else loss
+
+    return CompletionOnlySFTTrainer
 
 
 class _SaveAtEpochEnd(TrainerCallback):

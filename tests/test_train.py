@@ -177,3 +177,19 @@ def test_overrides_merge_lora_settings_and_reject_unknown_names():
     assert config["lora"] == {"r": 4, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
     with pytest.raises(ValueError, match="unknown setting 'epoch'"):
         load_config(None, epoch=3)
+
+
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_completion_only_head_gives_the_models_own_loss(init_dir, tmp_path, grad_accum):
+    """The trainer applies the LM head only on labelled positions; its loss must equal the
+    model's own masked cross-entropy on the same batch."""
+    stage = build_trainer(_config(init_dir, tmp_path / "s", grad_accum=grad_accum))
+    trainer = stage["trainer"]
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    with torch.no_grad():
+        ours = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=n_items)
+        reference = trainer.model(**batch).loss
+        ours_unscaled = trainer.compute_loss(trainer.model, dict(batch))
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours_unscaled, reference, rtol=1e-5, atol=1e-5)
