@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.qeu-installed
 
-.PHONY: setup demo test test-fast data lint clean-venv
+.PHONY: setup demo test test-fast data bench lint clean-venv
 
 setup: $(STAMP)
 
@@ -38,6 +38,13 @@ test: setup
 # Quick loop while editing: skips the real-model and notebook tests.
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# Speed checks, each printed as a ratio to a baseline run in the same process.
+bench: setup
+	$(PY) bench/style_bench.py
+	$(PY) bench/dolly_bench.py
+	$(PY) bench/train_bench.py
+	$(PY) bench/gpu_check.py
 
 lint: setup
 	$(PY) -m ruff check qeu_utils tests bench
