@@ -51,3 +51,13 @@ def atomic_write_json(path: str | os.PathLike, data) -> None:
     import json
 
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def refuse_to_replace(out_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """Stop before any work when a build would replace a non-empty directory unasked."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already exists and is not empty; pass --overwrite to replace it"
+        )
+    return out_dir

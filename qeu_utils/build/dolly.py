@@ -26,7 +26,12 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from qeu_utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from qeu_utils.atomic import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    refuse_to_replace,
+)
 from qeu_utils.build.common import SOURCES_DIR, rng_for
 from qeu_utils.records import make_record, write_jsonl
 
@@ -372,11 +377,7 @@ def build_dolly(
     overwrite: bool = False,
 ) -> dict:
     """Revise a Dolly source and write the parts; return the report (also in report.json)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} already exists and is not empty; pass --overwrite to replace it"
-        )
+    out_dir = refuse_to_replace(out_dir, overwrite)
     dataset = load_source(source)
     revised, steps = revise(dataset, style=style, trivia_topics=trivia_topics, num_proc=num_proc)
     provenance = "project" if Path(source).resolve().parent == SOURCES_DIR else "dolly-ja"

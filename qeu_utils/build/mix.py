@@ -13,7 +13,12 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from qeu_utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from qeu_utils.atomic import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    refuse_to_replace,
+)
 from qeu_utils.build.common import Group, rng_for
 from qeu_utils.records import write_jsonl
 
@@ -110,11 +115,7 @@ def write_init(
     overwrite: bool = False,
 ) -> Path:
     """Write the build to ``out_dir`` (refusing to replace an existing one unless asked)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} already exists and is not empty; pass --overwrite to replace it"
-        )
+    out_dir = refuse_to_replace(out_dir, overwrite)
     overlap = {r["id"] for r in train} & {r["id"] for r in held_out}
     if overlap:
         raise ValueError(f"{len(overlap)} records are in both train and eval")
