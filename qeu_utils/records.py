@@ -104,21 +104,26 @@ def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> int:
     return len(lines)
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read and validate a JSONL file of records; errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    records = []
+def json_lines(path: str | os.PathLike, error: type[ValueError] | None = None):
+    """``(line number, object)`` for each non-blank line of a JSONL file; a line that is not
+    JSON raises ``error`` (``RecordError`` by default) naming the file and line."""
+    error = error or RecordError
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as err:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
-            records.append(validate(obj, where=f"{path}:{lineno}"))
+                raise error(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read and validate a JSONL file of records; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    records = [validate(obj, where=f"{path}:{lineno}") for lineno, obj in json_lines(path)]
     if not records:
         raise RecordError(f"{path}: no records (the file is empty)")
     return records

@@ -33,7 +33,7 @@ from qeu_utils.atomic import (
     refuse_to_replace,
 )
 from qeu_utils.build.common import SOURCES_DIR, rng_for
-from qeu_utils.records import make_record, write_jsonl
+from qeu_utils.records import json_lines, make_record, write_jsonl
 
 DEFAULT_SOURCE = "kunishou/databricks-dolly-15k-ja"
 SAMPLE = SOURCES_DIR / "dolly_sample_ja.jsonl"
@@ -82,19 +82,12 @@ def load_source(source: str | os.PathLike):
     return Dataset.from_dict(_columns(_load_hub(str(source)), str(source)))
 
 
-def _read_jsonl_rows(path: Path) -> list[dict]:
+def _read_jsonl_rows(path: Path) -> list[tuple[str, dict]]:
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DollySourceError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise DollySourceError(f"{path}:{lineno}: expected a JSON object")
-            rows.append((f"{path}:{lineno}", row))
+    for lineno, row in json_lines(path, DollySourceError):
+        if not isinstance(row, dict):
+            raise DollySourceError(f"{path}:{lineno}: expected a JSON object")
+        rows.append((f"{path}:{lineno}", row))
     return rows
 
 
