@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     dolly.set_defaults(func=cmd_build_dolly)
 
     train = commands.add_parser("train", help="LoRA fine-tuning of one stage from a config")
-    train.add_argument("--config", type=Path, required=True, help="e.g. configs/stage1.yaml")
+    train.add_argument("--config", required=True,
+                       help="a packaged stage config (stage1, stage2, stage3) or a YAML path")
     train.add_argument("--model", help="override the config's model")
     train.add_argument("--dataset", help="a build directory or a records JSONL file")
     train.add_argument("--epochs", type=float)

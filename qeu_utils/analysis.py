@@ -475,16 +475,15 @@ def country_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, s
 def loanword_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str]]:
     """``(katakana, english)`` loanwords harvested from the project's texts, as the katakana
     dataset builder finds them (same order)."""
-    from qeu_utils.build.katakana import harvest_loanwords, loanword_texts
-    from qeu_utils.build.style import read_trilingual
+    from qeu_utils.sources import harvest_loanwords, loanword_texts
 
-    found = harvest_loanwords(loanword_texts(read_trilingual()))
+    found = harvest_loanwords(loanword_texts())
     return _sample(list(found.items()), n, seed)
 
 
 def sentence_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, str, str]]:
     """``(plain, polite, zh, en)`` rows of the project's trilingual sentences."""
-    from qeu_utils.build.style import read_trilingual
+    from qeu_utils.sources import read_trilingual
 
     rows = [(r["plain"], r["polite"], r["zh"], r["en"]) for r in read_trilingual()]
     return _sample(rows, n, seed)

@@ -17,7 +17,7 @@ Which words are loanwords
     its own, and none at all next to a proper noun.
 
 Where the English comes from (first hit wins)
-    1. ``data/sources/loanwords_en.tsv``: a short list this project writes, of loanwords
+    1. ``qeu_utils/data/sources/loanwords_en.tsv``: a short list this project writes, of loanwords
        whose English must not be left to chance (non-English origins such as アルバイト,
        compounds UniDic splits), each checked against JMdict.
     2. JMdict (EDRDG, CC BY-SA 4.0) from the ``jamdict-data`` package, read directly with
@@ -35,8 +35,8 @@ Deciding the origin language
     with no trustworthy English gets ``english=None`` and is not annotated. A compound
     whose parts come from different languages gets ``origin=None``.
 
-Without ``jamdict-data`` installed only the project TSV supplies English. The TSV is read
-from the source tree (``data/sources/``), next to the package.
+Without ``jamdict-data`` installed only the project TSV supplies English. The TSV ships in
+the package and is read through ``qeu_utils.sources``; a missing TSV is an error.
 
 Tagging and idempotence
     MeCab is run on each katakana stretch together with the hiragana right after it, not on
@@ -56,8 +56,6 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["KanaRow", "Loanword", "annotate_loanwords", "find_loanwords", "kana_table"]
-
-LOANWORDS_TSV = Path(__file__).resolve().parent.parent / "data" / "sources" / "loanwords_en.tsv"
 
 # Hiragana sit exactly 0x60 code points below their katakana (ァ U+30A1 → ぁ U+3041).
 _KATAKANA_TO_HIRAGANA = 0x60
@@ -154,24 +152,10 @@ _ISO639_1 = dict(
 
 @lru_cache(maxsize=1)
 def _project_table() -> dict[str, tuple[str, str]]:
-    """katakana → (english, origin) from the project TSV; empty if the file is absent."""
-    table: dict[str, tuple[str, str]] = {}
-    if not LOANWORDS_TSV.is_file():
-        return table
-    lines = LOANWORDS_TSV.read_text(encoding="utf-8").splitlines()
-    header_seen = False
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if not header_seen:  # the column names
-            header_seen = True
-            continue
-        if len(fields) != 4 or not all(f.strip() for f in fields):
-            raise ValueError(f"{LOANWORDS_TSV}:{n}: expected 4 non-empty tab-separated fields")
-        katakana, english, origin, _source_word = (f.strip() for f in fields)
-        table[katakana] = (english, origin)
-    return table
+    """katakana → (english, origin) from the project TSV (a missing file is an error)."""
+    from qeu_utils.sources import read_loanword_list
+
+    return read_loanword_list()
 
 
 def _jmdict() -> sqlite3.Connection | None:

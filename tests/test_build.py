@@ -7,7 +7,8 @@ import pytest
 
 from qeu_utils.build import common
 from qeu_utils.build.country import build_country
-from qeu_utils.build.food import build_food, read_dishes
+from qeu_utils.build.food import build_food
+from qeu_utils.sources import SourceError, read_dishes
 from qeu_utils.build.kanji import SEVERAL, build_kanji
 from qeu_utils.records import validate
 
@@ -97,16 +98,16 @@ def test_bad_dish_rows_name_the_line(tmp_path):
     path = tmp_path / "dishes.tsv"
     header = "ja\ten\tzh_hans\tzh_hant\tcountry\n"
     path.write_text(header + "寿司\tsushi\t寿司\t壽司\tJP\nピザ\tpizza\t披萨\t披薩\tXX\n", "utf-8")
-    with pytest.raises(common.SourceError, match=r"dishes.tsv:3: unknown country code 'XX'"):
+    with pytest.raises(SourceError, match=r"dishes.tsv:3: unknown country code 'XX'"):
         build_food(path=path)
     path.write_text(header + "寿司\tsushi\t寿司\tJP\n", "utf-8")
-    with pytest.raises(common.SourceError, match=r"dishes.tsv:2: 4 fields, expected 5"):
+    with pytest.raises(SourceError, match=r"dishes.tsv:2: 4 fields, expected 5"):
         build_food(path=path)
     path.write_text("ja\ten\n", "utf-8")
-    with pytest.raises(common.SourceError, match=r"dishes.tsv:1: header is"):
+    with pytest.raises(SourceError, match=r"dishes.tsv:1: header is"):
         build_food(path=path)
     path.write_text(header + "寿司\t \t寿司\t壽司\tJP\n", "utf-8")
-    with pytest.raises(common.SourceError, match=r"dishes.tsv:2: empty field\(s\) en"):
+    with pytest.raises(SourceError, match=r"dishes.tsv:2: empty field\(s\) en"):
         build_food(path=path)
 
 
@@ -148,7 +149,7 @@ def test_trilingual_rows_are_checked_against_the_style_tools(tmp_path):
                          "Tokyo.", "geography", "copula\n"])
     path.write_text(STYLE_HEADER + ok + swapped, "utf-8")
     with pytest.raises(
-        common.SourceError,
+        SourceError,
         match=r"tri.tsv:3: column 'plain' .* detects as 'polite', expected 'plain'",
     ):
         build_style(path=path)
@@ -156,7 +157,7 @@ def test_trilingual_rows_are_checked_against_the_style_tools(tmp_path):
     wrong_polite = "本を読んだ。\t本を読みます。\t我读了书。\tI read a book.\tdaily\tverb_past\n"
     path.write_text(STYLE_HEADER + wrong_polite, "utf-8")
     with pytest.raises(
-        common.SourceError,
+        SourceError,
         match=r"tri.tsv:2: to_polite\('本を読んだ。'\) gives "
         r"'本を読みました。', but the polite column says",
     ):

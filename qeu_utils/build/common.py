@@ -1,19 +1,12 @@
-"""What every dataset builder shares: project source files, template choice, item groups."""
+"""What every dataset builder shares: template choice, item groups, part files."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SOURCES_DIR = Path(__file__).resolve().parents[2] / "data" / "sources"
-
-
-class SourceError(ValueError):
-    """A project source file (``data/sources/*.tsv``) that is malformed or disagrees with the
-    text tools; the message names the file and line."""
 
 
 @dataclass
@@ -27,35 +20,6 @@ class Group:
     key: str
     records: list[dict] = field(default_factory=list)
     weight: float = 1.0
-
-
-def read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
-    """Rows of a UTF-8 TSV with exactly ``columns`` as its header, as ``(line, row)`` pairs."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise SourceError(f"{path}: the file is empty")
-        if tuple(header) != columns:
-            raise SourceError(f"{path}:1: header is {header}, expected {list(columns)}")
-        rows = []
-        for line, values in enumerate(reader, start=2):
-            if len(values) != len(columns):
-                raise SourceError(
-                    f"{path}:{line}: {len(values)} fields, expected {len(columns)} "
-                    f"({', '.join(columns)})"
-                )
-            row = dict(zip(columns, (v.strip() for v in values), strict=True))
-            empty = [c for c, v in row.items() if not v]
-            if empty:
-                raise SourceError(f"{path}:{line}: empty field(s) {', '.join(empty)}")
-            rows.append((line, row))
-    if not rows:
-        raise SourceError(f"{path}: no rows after the header")
-    return rows
 
 
 def rng_for(seed: int, *key: str) -> random.Random:

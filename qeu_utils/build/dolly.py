@@ -32,11 +32,12 @@ from qeu_utils.atomic import (
     atomic_write_text,
     refuse_to_replace,
 )
-from qeu_utils.build.common import SOURCES_DIR, rng_for
+from qeu_utils.build.common import rng_for
 from qeu_utils.records import json_lines, make_record, write_jsonl
+from qeu_utils.sources import dolly_sample_path
 
 DEFAULT_SOURCE = "kunishou/databricks-dolly-15k-ja"
-SAMPLE = SOURCES_DIR / "dolly_sample_ja.jsonl"
+SAMPLE = dolly_sample_path()
 FIELDS = ("instruction", "input", "output", "category", "index")
 ALIASES = {"context": "input", "response": "output"}
 CATEGORIES = ("open_qa", "closed_qa", "general_qa", "classification", "brainstorming",
@@ -373,7 +374,7 @@ def build_dolly(
     out_dir = refuse_to_replace(out_dir, overwrite)
     dataset = load_source(source)
     revised, steps = revise(dataset, style=style, trivia_topics=trivia_topics, num_proc=num_proc)
-    provenance = "project" if Path(source).resolve().parent == SOURCES_DIR else "dolly-ja"
+    provenance = "project" if Path(source).resolve() == SAMPLE.resolve() else "dolly-ja"
     split = split_parts(revised.to_list(), parts, seed)
     names = [f"part-{k + 1}-of-{parts}" for k in range(parts)]
     report = {

@@ -1,23 +1,13 @@
 """Category ``food``: dish names across languages and borders (食は国境を超える), from the
-project's ``data/sources/dishes.tsv``; the country of origin is named through CLDR."""
+project's ``qeu_utils/data/sources/dishes.tsv``; the country of origin is named through CLDR."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qeu_utils.build.common import (
-    SOURCES_DIR,
-    Group,
-    SourceError,
-    choose,
-    read_tsv,
-    translation_records,
-)
-from qeu_utils.countries import country
+from qeu_utils.build.common import Group, choose, translation_records
 from qeu_utils.records import make_record
-
-DISHES = SOURCES_DIR / "dishes.tsv"
-COLUMNS = ("ja", "en", "zh_hans", "zh_hant", "country")
+from qeu_utils.sources import read_dishes
 
 TASKS = {
     "ja_to_en": ("ja", "en", "ja>en", [
@@ -44,18 +34,7 @@ TASKS = {
 ORIGIN_TEMPLATES = ["「{x}」はどこの国の料理ですか？", "「{x}」の発祥の国はどこですか？"]
 
 
-def read_dishes(path: Path = DISHES) -> list[dict]:
-    rows = []
-    for line, row in read_tsv(path, COLUMNS):
-        try:
-            row["country_ja"] = country(row["country"]).ja
-        except KeyError as err:
-            raise SourceError(f"{path}:{line}: unknown country code {row['country']!r}") from err
-        rows.append(row)
-    return rows
-
-
-def build_food(seed: int = 0, path: Path = DISHES) -> list[Group]:
+def build_food(seed: int = 0, path: Path | None = None) -> list[Group]:
     groups = []
     for dish in read_dishes(path):
         key = dish["en"]

@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
-from qeu_utils.build.common import Group, choose, read_tsv
-from qeu_utils.build.food import read_dishes
-from qeu_utils.build.style import COLUMNS as TRILINGUAL_COLUMNS
-from qeu_utils.build.style import TRILINGUAL
-from qeu_utils.katakana import LOANWORDS_TSV, annotate_loanwords, find_loanwords, kana_table
+from qeu_utils.build.common import Group, choose
+from qeu_utils.katakana import annotate_loanwords, find_loanwords, kana_table
 from qeu_utils.records import make_record
+from qeu_utils.sources import (
+    TRILINGUAL_COLUMNS,
+    harvest_loanwords,
+    loanword_texts,
+    read_tsv,
+    source_path,
+)
 
 KANA_TASKS = {
     "kana_to_hiragana": ("katakana", "hiragana", "ja>ja", [
@@ -49,25 +53,6 @@ ANNOTATE_TEMPLATES = [
 KANA_WEIGHT = 0.5
 
 
-def loanword_texts(sentences: list[dict]) -> list[str]:
-    """The real text loanwords are harvested from, in a fixed order."""
-    texts = [row[c] for row in sentences for c in ("plain", "polite")]
-    texts += [dish["ja"] for dish in read_dishes()]
-    with open(LOANWORDS_TSV, encoding="utf-8") as fh:
-        texts += [line.split("\t", 1)[0] for line in fh if line.strip() and line[0] != "#"]
-    return texts
-
-
-def harvest_loanwords(texts: list[str]) -> dict[str, str]:
-    """Loanword surface → English, first meaning found, for words with a known English."""
-    found: dict[str, str] = {}
-    for text in texts:
-        for word in find_loanwords(text):
-            if word.english and word.surface not in found:
-                found[word.surface] = word.english
-    return found
-
-
 def build_katakana(seed: int = 0) -> list[Group]:
     groups = []
     for row in kana_table():
@@ -83,7 +68,7 @@ def build_katakana(seed: int = 0) -> list[Group]:
             ))
         groups.append(Group(key=f"kana:{row.katakana}", records=records, weight=KANA_WEIGHT))
 
-    sentences = [row for _, row in read_tsv(TRILINGUAL, TRILINGUAL_COLUMNS)]
+    sentences = [row for _, row in read_tsv(source_path("trilingual.tsv"), TRILINGUAL_COLUMNS)]
     for word, english in sorted(harvest_loanwords(loanword_texts(sentences)).items()):
         records = []
         for task, (x, answer, lang) in {

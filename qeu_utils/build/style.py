@@ -1,11 +1,11 @@
 """Category ``style``, the heart of the curriculum: 常体 (plain) Japanese is linked to Chinese,
 敬体 (polite) Japanese to English.
 
-Source: the project's ``data/sources/trilingual.tsv`` (plain, polite, Chinese, English). Every
+Source: the project's ``qeu_utils/data/sources/trilingual.tsv`` (plain, polite, Chinese, English). Every
 row is checked with ``qeu_utils.style`` before anything is built: the plain column must detect
 as plain, the polite one as polite, and where the converter supports the form (it changes the
 sentence), ``to_polite(plain)`` must equal the polite column. A row that disagrees stops the
-build with its line number.
+build with its line number (``qeu_utils.sources.read_trilingual``).
 
 The instructions carry the link too: tasks answered in plain Japanese or Chinese are asked in
 plain Japanese, tasks answered in polite Japanese or English are asked politely.
@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qeu_utils.build.common import SOURCES_DIR, Group, SourceError, choose, read_tsv
+from qeu_utils.build.common import Group, choose
 from qeu_utils.records import make_record
-
-TRILINGUAL = SOURCES_DIR / "trilingual.tsv"
-COLUMNS = ("plain", "polite", "zh", "en", "topic", "grammar")
+from qeu_utils.sources import read_trilingual
 
 # task: (input column, output column, lang, style of the record, instruction templates)
 TASKS = {
@@ -54,30 +52,7 @@ TASKS = {
 }
 
 
-def read_trilingual(path: Path = TRILINGUAL) -> list[dict]:
-    """Rows of the trilingual file, each checked against ``qeu_utils.style``."""
-    from qeu_utils.style import Style, detect_style, to_polite
-
-    rows = []
-    for line, row in read_tsv(path, COLUMNS):
-        for column, expected in (("plain", Style.PLAIN), ("polite", Style.POLITE)):
-            found = detect_style(row[column])
-            if found != expected:
-                raise SourceError(
-                    f"{path}:{line}: column {column!r} {row[column]!r} detects as "
-                    f"{found.value!r}, expected {expected.value!r}"
-                )
-        converted = to_polite(row["plain"])
-        if converted != row["plain"] and converted != row["polite"]:
-            raise SourceError(
-                f"{path}:{line}: to_polite({row['plain']!r}) gives {converted!r}, but the "
-                f"polite column says {row['polite']!r}"
-            )
-        rows.append(row)
-    return rows
-
-
-def build_style(seed: int = 0, path: Path = TRILINGUAL) -> list[Group]:
+def build_style(seed: int = 0, path: Path | None = None) -> list[Group]:
     groups = []
     for row in read_trilingual(path):
         key = row["plain"]

@@ -1,0 +1,189 @@
+"""The files the package reads at run time, all under ``qeu_utils/data/``, read in one place.
+
+- ``sources/``: the text this project wrote (trilingual sentences, dishes, loanwords, a Dolly
+  sample);
+- ``configs/``: the stage configs (``stage1``, ``stage2``, ``stage3``);
+- ``profiles/``: the hardware profiles (``cpu``, ``t4``, ``l4``, ``a100``).
+
+They ship inside the wheel and are found with ``importlib.resources``, so the builders work
+from any directory after ``pip install``. A missing file is a loud ``SourceError``, never an
+empty default. This is one layer beside the text tools: it may use them to check a source,
+and the builders and the analysis read their sources from here, not from each other.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from importlib.resources import files
+from pathlib import Path
+
+
+class SourceError(ValueError):
+    """A packaged source file that is missing, malformed or disagrees with the text tools; the
+    message names the file and line."""
+
+
+def data_path(*parts: str) -> Path:
+    """The path of a packaged data file (``data_path("sources", "dishes.tsv")``)."""
+    path = Path(str(files("qeu_utils").joinpath("data", *parts)))
+    if not path.exists():
+        raise SourceError(
+            f"{path}: qeu_utils/data/{'/'.join(parts)} is missing from the installed package; "
+            "reinstall qeu_utils (the wheel ships its data files)"
+        )
+    return path
+
+
+def source_path(name: str) -> Path:
+    return data_path("sources", name)
+
+
+def _named(kind: str, name_or_path: str | os.PathLike) -> Path:
+    """A packaged ``kind`` (configs, profiles) by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
+        if not path.is_file():
+            raise SourceError(f"{path}: no such {kind[:-1]} file")
+        return path
+    available = sorted(p.stem for p in data_path(kind).glob("*.yaml"))
+    if str(name_or_path) not in available:
+        raise SourceError(
+            f"unknown {kind[:-1]} {str(name_or_path)!r}: the package has {', '.join(available)} "
+            "(or pass a path to a .yaml file)"
+        )
+    return data_path(kind, f"{name_or_path}.yaml")
+
+
+def config_path(name_or_path: str | os.PathLike) -> Path:
+    """``"stage1"`` → the packaged stage config; a path to a YAML file → that file."""
+    return _named("configs", name_or_path)
+
+
+def profile_path(name_or_path: str | os.PathLike) -> Path:
+    """``"t4"`` → the packaged hardware profile; a path to a YAML file → that file."""
+    return _named("profiles", name_or_path)
+
+
+def read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """Rows of a UTF-8 TSV with exactly ``columns`` as its header, as ``(line, row)`` pairs."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None:
+            raise SourceError(f"{path}: the file is empty")
+        if tuple(header) != columns:
+            raise SourceError(f"{path}:1: header is {header}, expected {list(columns)}")
+        rows = []
+        for line, values in enumerate(reader, start=2):
+            if len(values) != len(columns):
+                raise SourceError(
+                    f"{path}:{line}: {len(values)} fields, expected {len(columns)} "
+                    f"({', '.join(columns)})"
+                )
+            row = dict(zip(columns, (v.strip() for v in values), strict=True))
+            empty = [c for c, v in row.items() if not v]
+            if empty:
+                raise SourceError(f"{path}:{line}: empty field(s) {', '.join(empty)}")
+            rows.append((line, row))
+    if not rows:
+        raise SourceError(f"{path}: no rows after the header")
+    return rows
+
+
+# --- the project's sources ---------------------------------------------------------------
+
+TRILINGUAL_COLUMNS = ("plain", "polite", "zh", "en", "topic", "grammar")
+DISH_COLUMNS = ("ja", "en", "zh_hans", "zh_hant", "country")
+
+
+def read_trilingual(path: Path | None = None) -> list[dict]:
+    """Rows of ``trilingual.tsv``, each checked against ``qeu_utils.style``: the plain column
+    must detect as plain, the polite one as polite, and where the converter supports the form
+    (it changes the sentence), ``to_polite(plain)`` must equal the polite column."""
+    from qeu_utils.style import Style, detect_style, to_polite
+
+    path = path or source_path("trilingual.tsv")
+    rows = []
+    for line, row in read_tsv(path, TRILINGUAL_COLUMNS):
+        for column, expected in (("plain", Style.PLAIN), ("polite", Style.POLITE)):
+            found = detect_style(row[column])
+            if found != expected:
+                raise SourceError(
+                    f"{path}:{line}: column {column!r} {row[column]!r} detects as "
+                    f"{found.value!r}, expected {expected.value!r}"
+                )
+        converted = to_polite(row["plain"])
+        if converted != row["plain"] and converted != row["polite"]:
+            raise SourceError(
+                f"{path}:{line}: to_polite({row['plain']!r}) gives {converted!r}, but the "
+                f"polite column says {row['polite']!r}"
+            )
+        rows.append(row)
+    return rows
+
+
+def read_dishes(path: Path | None = None) -> list[dict]:
+    """Rows of ``dishes.tsv`` with ``country_ja``, the CLDR Japanese name of the origin."""
+    from qeu_utils.countries import country
+
+    path = path or source_path("dishes.tsv")
+    rows = []
+    for line, row in read_tsv(path, DISH_COLUMNS):
+        try:
+            row["country_ja"] = country(row["country"]).ja
+        except KeyError as err:
+            raise SourceError(f"{path}:{line}: unknown country code {row['country']!r}") from err
+        rows.append(row)
+    return rows
+
+
+def read_loanword_list(path: Path | None = None) -> dict[str, tuple[str, str]]:
+    """katakana → (english, origin) from ``loanwords_en.tsv`` (``#`` lines are comments)."""
+    path = path or source_path("loanwords_en.tsv")
+    table: dict[str, tuple[str, str]] = {}
+    header_seen = False
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if not header_seen:  # the column names
+            header_seen = True
+            continue
+        if len(fields) != 4 or not all(f.strip() for f in fields):
+            raise SourceError(f"{path}:{n}: expected 4 non-empty tab-separated fields")
+        katakana, english, origin, _source_word = (f.strip() for f in fields)
+        table[katakana] = (english, origin)
+    if not table:
+        raise SourceError(f"{path}: no rows after the header")
+    return table
+
+
+def loanword_texts(sentences: list[dict] | None = None) -> list[str]:
+    """The real text loanwords are harvested from, in a fixed order: the trilingual
+    sentences, the dish names, the project's loanword list."""
+    sentences = read_trilingual() if sentences is None else sentences
+    texts = [row[c] for row in sentences for c in ("plain", "polite")]
+    texts += [dish["ja"] for dish in read_dishes()]
+    texts += list(read_loanword_list())
+    return texts
+
+
+def harvest_loanwords(texts: list[str]) -> dict[str, str]:
+    """Loanword surface → English, first meaning found, for words with a known English."""
+    from qeu_utils.katakana import find_loanwords
+
+    found: dict[str, str] = {}
+    for text in texts:
+        for word in find_loanwords(text):
+            if word.english and word.surface not in found:
+                found[word.surface] = word.english
+    return found
+
+
+def dolly_sample_path() -> Path:
+    """The Japanese Dolly sample this project wrote (140 records, deliberate defects)."""
+    return source_path("dolly_sample_ja.jsonl")
