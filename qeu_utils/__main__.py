@@ -40,6 +40,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_notebooks_set_repo(args) -> int:
+    from qeu_utils.notebook import set_repo
+
+    changed = set_repo(args.root, args.url, args.ref)
+    for path in changed:
+        print(f"updated {path}")
+    print(f"{len(changed)} file(s) changed")
+    return 0
+
+
 def parse_size(value: str) -> int | None:
     if value == "all":
         return None
@@ -142,6 +152,29 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    from qeu_utils.chat import load_stage, reply, repl
+
+    model, tokenizer, label = load_stage(args.run, args.stage)
+    if args.prompt is not None:
+        print(reply(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens))
+        return 0
+    print(f"chatting with {label} of {args.run}; an empty line or Ctrl-D ends")
+    repl(model, tokenizer, max_new_tokens=args.max_new_tokens)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from qeu_utils.export import export
+
+    result = export(args.path, stage=args.stage, merged_dir=args.merged, gguf_file=args.gguf,
+                    gguf_type=args.gguf_type, push_to_hub=args.push_to_hub,
+                    private=args.private)
+    for what, where in result.items():
+        print(f"{what:10} {where}")
+    return 0
+
+
 def cmd_ablation(args) -> int:
     from qeu_utils.ablation import run_ablation
 
@@ -163,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m qeu_utils",
         description="QEU initialization curriculum for Japanese LLM fine-tuning.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="print full tracebacks and debug logs (also: QEU_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     models = commands.add_parser("models", help="list model aliases, provision a model offline")
@@ -248,6 +283,36 @@ def build_parser() -> argparse.ArgumentParser:
                           help="probe records per task on the initialization eval split")
     ablation.set_defaults(func=cmd_ablation)
 
+    chat = commands.add_parser("chat", help="talk to a stage of a run (or its base model)")
+    chat.add_argument("--run", type=Path, required=True, help="the run directory (RUN_DIR)")
+    chat.add_argument("--stage", type=int, default=None,
+                      help="N: RUN_DIR/stageN; 0 or none: the base model")
+    chat.add_argument("--prompt", help="answer this one prompt and exit (default: interactive)")
+    chat.add_argument("--max-new-tokens", type=int, default=64)
+    chat.set_defaults(func=cmd_chat)
+
+    export = commands.add_parser(
+        "export", help="adapter + model card, merged model, GGUF, Hub upload (when asked)")
+    export.add_argument("path", type=Path, metavar="RUN_DIR_OR_STAGE_DIR")
+    export.add_argument("--stage", type=int, help="with a RUN_DIR: export RUN_DIR/stageN")
+    export.add_argument("--merged", type=Path, metavar="DIR",
+                        help="also write the merged 16-bit model (safetensors) here")
+    export.add_argument("--gguf", type=Path, metavar="FILE.gguf", help="also write a GGUF file")
+    export.add_argument("--gguf-type", choices=["f16", "f32", "q8_0"], default="f16")
+    export.add_argument("--push-to-hub", metavar="REPO",
+                        help="upload the adapter and card to this Hub repo (token from HF_TOKEN)")
+    export.add_argument("--private", action="store_true", help="create the Hub repo private")
+    export.set_defaults(func=cmd_export)
+
+    notebooks = commands.add_parser("notebooks", help="maintain the notebooks' setup cells")
+    nb_cmds = notebooks.add_subparsers(dest="notebooks_command", required=True, metavar="ACTION")
+    set_repo = nb_cmds.add_parser(
+        "set-repo", help="point every setup cell and Colab badge at a repository (and ref)")
+    set_repo.add_argument("url", nargs="?", help="https git URL (default: pyproject.toml's)")
+    set_repo.add_argument("--ref", help="branch, tag or commit (default: pyproject.toml's)")
+    set_repo.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root")
+    set_repo.set_defaults(func=cmd_notebooks_set_repo)
+
     demo = commands.add_parser(
         "demo", help="execute the numbered notebooks in order and write runs/<time>/report.md"
     )
@@ -264,15 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from qeu_utils.log import debug_requested, setup_logging
     from qeu_utils.models import ModelNotAvailableError
 
     args = build_parser().parse_args(argv)
+    debug = args.debug or debug_requested()
+    setup_logging(debug)
     try:
         return args.func(args)
-    except (ModelNotAvailableError, ValueError, OSError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except (ModelNotAvailableError, ValueError, OSError, RuntimeError, ImportError) as err:
+        if debug:
+            import traceback
 
+            traceback.print_exc()
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            print(f"error: {err} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())
