@@ -31,7 +31,7 @@ def cmd_demo(args) -> int:
 
     report = run_notebooks(
         notebook_dir=args.notebooks,
-        profile_path=args.profile,
+        profile=args.profile,
         run_dir=args.out,
         only=args.only,
     )
@@ -318,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--notebooks", type=Path, default=REPO_ROOT / "notebooks")
     demo.add_argument(
-        "--profile", type=Path, default=REPO_ROOT / "configs" / "demo_cpu.yaml",
-        help="YAML with the notebook parameters (default: small CPU settings)",
+        "--profile", default="cpu",
+        help="hardware profile whose notebooks: section gives the parameters (default: cpu)",
     )
     demo.add_argument("--out", type=Path, default=None, help="run directory (default runs/<time>)")
     demo.add_argument("--only", nargs="+", default=None, metavar="PREFIX",

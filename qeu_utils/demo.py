@@ -1,8 +1,8 @@
 """Execute the numbered notebooks in order and write a short report.
 
 ``run_notebooks()`` is what ``make demo`` and ``python -m qeu_utils demo`` call: every
-``notebooks/NN_*.ipynb`` runs top to bottom through papermill with the parameters of a profile
-(``configs/demo_cpu.yaml`` by default: small sizes for a CPU), the executed copies land in
+``notebooks/NN_*.ipynb`` runs top to bottom through papermill with the ``notebooks:`` parameters
+of a hardware profile (``cpu`` by default: small budgets for a CPU), the executed copies land in
 ``runs/<timestamp>/``, and ``report.md`` says what ran, how long it took, and the key metrics
 each notebook recorded with ``record_metrics``.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
+NOTEBOOK_STEM = re.compile(r"^\d{2}_[\w-]+$")
 
 
 def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
@@ -33,21 +34,23 @@ def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Pa
     return found
 
 
-def load_profile(path: Path) -> dict:
-    import yaml
+def demo_parameters(profile: str | Path = "cpu") -> dict:
+    """The ``notebooks:`` section of a hardware profile: ``common`` plus one entry per
+    notebook stem; every notebook also gets ``PROFILE`` (the profile's name)."""
+    from qeu_utils.profiles import load_profile
 
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping with 'common' and 'notebooks' keys.")
-    unknown = set(data) - {"common", "notebooks"}
+    data = load_profile(profile)
+    params = dict(data.get("notebooks") or {})
+    unknown = [k for k in params if k != "common" and not NOTEBOOK_STEM.match(k)]
     if unknown:
-        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}.")
-    return data
+        raise ValueError(f"profile {profile}: notebooks: unknown entries {sorted(unknown)}")
+    params["common"] = {"PROFILE": data["name"], **(params.get("common") or {})}
+    return params
 
 
 def notebook_parameters(profile: dict, notebook: Path, run_dir: Path) -> dict:
     params = dict(profile.get("common") or {})
-    params.update((profile.get("notebooks") or {}).get(notebook.stem) or {})
+    params.update(profile.get(notebook.stem) or {})
     params["RUN_DIR"] = str(run_dir)
     return params
 
@@ -61,7 +64,7 @@ def record_metrics(run_dir: str | Path, notebook: str, metrics: dict) -> None:
 
 def run_notebooks(
     notebook_dir: Path = REPO_ROOT / "notebooks",
-    profile_path: Path = REPO_ROOT / "configs" / "demo_cpu.yaml",
+    profile: str | Path = "cpu",
     run_dir: Path | None = None,
     only: list[str] | None = None,
     kernel_name: str = "python3",
@@ -71,14 +74,14 @@ def run_notebooks(
     import papermill
 
     notebooks = find_notebooks(notebook_dir, only)
-    profile = load_profile(profile_path)
+    parameters = demo_parameters(profile)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(run_dir or REPO_ROOT / "runs" / stamp).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     results = []
     failure = None
     for nb in notebooks:
-        params = notebook_parameters(profile, nb, run_dir)
+        params = notebook_parameters(parameters, nb, run_dir)
         started = time.perf_counter()
         status = "ok"
         try:
@@ -96,7 +99,7 @@ def run_notebooks(
         results.append((nb.stem, status, time.perf_counter() - started, params))
         if failure:
             break
-    report = write_report(run_dir, results, profile_path)
+    report = write_report(run_dir, results, profile)
     if failure:
         name, err = failure
         raise RuntimeError(
@@ -105,11 +108,11 @@ def run_notebooks(
     return report
 
 
-def write_report(run_dir: Path, results: list, profile_path: Path) -> Path:
+def write_report(run_dir: Path, results: list, profile: str | Path) -> Path:
     lines = [
         f"# Run {run_dir.name}",
         "",
-        f"Profile: `{Path(profile_path).name}`. Executed notebooks are in this folder.",
+        f"Profile: `{profile}`. Executed notebooks are in this folder.",
         "",
         "| notebook | status | seconds |",
         "|---|---|---:|",

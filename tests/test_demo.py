@@ -31,25 +31,35 @@ def test_find_notebooks_in_numeric_order(tmp_path):
         demo.find_notebooks(tmp_path, ["99"])
 
 
+def _profile(tmp_path: Path, notebooks: str) -> Path:
+    """The packaged cpu profile with another ``notebooks:`` section."""
+    from qeu_utils.sources import profile_path
+
+    text = profile_path("cpu").read_text(encoding="utf-8")
+    path = tmp_path / "p.yaml"
+    path.write_text(text[: text.index("\nnotebooks:")] + "\nnotebooks:\n" + notebooks,
+                    encoding="utf-8")
+    return path
+
+
 def test_profile_merges_common_and_notebook_parameters(tmp_path):
-    profile = tmp_path / "p.yaml"
-    profile.write_text("common: {MODEL: tiny-random, EPOCHS: 1}\nnotebooks:\n  01_a: {EPOCHS: 2}\n")
-    params = demo.notebook_parameters(demo.load_profile(profile), Path("01_a.ipynb"), tmp_path)
-    assert params == {"MODEL": "tiny-random", "EPOCHS": 2, "RUN_DIR": str(tmp_path)}
+    profile = _profile(tmp_path, "  common: {MODEL: tiny-random, EPOCHS: 1}\n  01_a: {EPOCHS: 2}\n")
+    params = demo.notebook_parameters(demo.demo_parameters(profile), Path("01_a.ipynb"), tmp_path)
+    assert params == {"PROFILE": "cpu", "MODEL": "tiny-random", "EPOCHS": 2,
+                      "RUN_DIR": str(tmp_path)}
 
 
-def test_profile_with_unknown_keys_is_rejected(tmp_path):
-    profile = tmp_path / "p.yaml"
-    profile.write_text("comon: {}\n")
-    with pytest.raises(ValueError, match=r"p.yaml: unknown top-level keys \['comon'\]"):
-        demo.load_profile(profile)
+def test_profile_with_unknown_notebook_entries_is_rejected(tmp_path):
+    profile = _profile(tmp_path, "  comon: {}\n")
+    with pytest.raises(ValueError, match=r"notebooks: unknown entries \['comon'\]"):
+        demo.demo_parameters(profile)
 
 
 def test_the_shipped_cpu_profile_names_only_existing_notebooks():
-    profile = demo.load_profile(REPO / "configs" / "demo_cpu.yaml")
+    params = demo.demo_parameters("cpu")
     stems = {p.stem for p in demo.find_notebooks(REPO / "notebooks")}
-    assert set(profile["notebooks"]) <= stems
-    assert profile["common"]["MODEL"] == "smollm2-135m-instruct"
+    assert set(params) - {"common"} <= stems
+    assert params["common"] == {"PROFILE": "cpu", "MODEL": "smollm2-135m-instruct"}
 
 
 def test_run_writes_executed_copies_metrics_and_report(tmp_path):
@@ -59,8 +69,7 @@ def test_run_writes_executed_copies_metrics_and_report(tmp_path):
               "from qeu_utils.demo import record_metrics\n"
               "record_metrics(RUN_DIR, '00_first', {'answer': 6 * 7, 'loss': 0.123456})")
     _notebook(nbs / "01_second.ipynb", "x = 1")
-    profile = tmp_path / "p.yaml"
-    profile.write_text("common: {}\n")
+    profile = _profile(tmp_path, "  common: {}\n")
     report = demo.run_notebooks(nbs, profile, run_dir=tmp_path / "run")
     text = report.read_text()
     assert "| 00_first | ok |" in text and "| 01_second | ok |" in text
@@ -75,8 +84,7 @@ def test_a_failing_notebook_stops_the_run_and_is_reported(tmp_path):
     nbs.mkdir()
     _notebook(nbs / "00_broken.ipynb", "raise ValueError('boom')")
     _notebook(nbs / "01_never.ipynb", "x = 1")
-    profile = tmp_path / "p.yaml"
-    profile.write_text("common: {}\n")
+    profile = _profile(tmp_path, "  common: {}\n")
     with pytest.raises(RuntimeError, match="Notebook 00_broken.ipynb failed"):
         demo.run_notebooks(nbs, profile, run_dir=tmp_path / "run")
     text = (tmp_path / "run" / "report.md").read_text()
