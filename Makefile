@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.qeu-installed
 
-.PHONY: setup demo test test-fast data bench lint clean-venv
+.PHONY: setup demo notebooks test test-fast data bench lint clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +26,13 @@ $(STAMP): requirements.txt requirements-notebooks.txt requirements-dev.txt pypro
 demo: setup
 	$(PY) -m qeu_utils models fetch smollm2-135m-instruct
 	$(PY) -m qeu_utils demo
+
+# Re-execute every notebook in place (CPU profile, offline default model): the outputs stored
+# in notebooks/ are what GitHub shows. CI executes its own copies (make test).
+notebooks: setup
+	$(PY) -m qeu_utils models fetch smollm2-135m-instruct
+	rm -rf runs/notebooks
+	$(PY) -m qeu_utils demo --out runs/notebooks --store
 
 # The default initialization dataset (about 300 records) -> data/build/init/
 data: setup

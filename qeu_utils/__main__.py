@@ -34,6 +34,7 @@ def cmd_demo(args) -> int:
         profile=args.profile,
         run_dir=args.out,
         only=args.only,
+        store=args.store,
     )
     print(report.read_text(encoding="utf-8"))
     print(f"Report: {report}")
@@ -175,17 +176,31 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_ablation(args) -> int:
-    from qeu_utils.ablation import run_ablation
+def cmd_experiment_curriculum(args) -> int:
+    import shlex
 
-    results = run_ablation(
-        model=args.model, init_dir=args.init, dolly_train=args.dolly_train,
-        dolly_eval=args.dolly_eval, out_dir=args.out, seeds=tuple(args.seeds),
-        stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        probe_limit=args.probe_limit)
-    print((Path(args.out) / "ablation.md").read_text(encoding="utf-8"))
-    print(f"{len(results['seeds'])} seeds -> {args.out}")
+    from qeu_utils.experiment import curriculum, resolve_settings
+
+    settings = resolve_settings(
+        args.profile, model=args.model, seeds=args.seeds, conditions=args.conditions,
+        precision=args.precision, stage1_epochs=args.stage1_epochs,
+        stage1_max_steps=args.stage1_max_steps, stage2_steps=args.stage2_steps,
+        batch_size=args.batch_size, probes_per_kind=args.probes_per_kind,
+        max_new_tokens=args.max_new_tokens, n_kanji=args.n_kanji,
+        n_sentences=args.n_sentences, n_lens=args.n_lens, init_size=args.init_size,
+        dolly_source=args.dolly_source, generation_batch_size=args.generation_batch_size)
+    # The command line, so metrics.json says how the result was made: as typed when this
+    # process was started as the CLI, else rebuilt from the parsed options.
+    argv = sys.argv[1:] if "curriculum" in sys.argv else ["experiment", "curriculum"] + [
+        part for key, value in vars(args).items()
+        if value is not None and key not in ("func", "command", "experiment")
+        for part in ["--" + key.replace("_", "-"),
+                     *map(str, value if isinstance(value, list) else [value])]]
+    command = shlex.join(["python", "-m", "qeu_utils", *argv])
+    result = curriculum(args.out, settings, args.phase, command=command)
+    if result is not None:
+        print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
+        print(f"{len(result['seeds'])} seed(s) -> {args.out}")
     return 0
 
 
@@ -268,20 +283,37 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--n-lens", type=int, default=50)
     analyze.set_defaults(func=cmd_analyze)
 
-    ablation = commands.add_parser("ablation", help="stage 2 with vs without stage 1, over seeds")
-    ablation.add_argument("--model", default="smollm2-135m-instruct")
-    ablation.add_argument("--init", required=True, help="initialization dataset directory")
-    ablation.add_argument("--dolly-train", required=True, help="a Dolly part (records JSONL)")
-    ablation.add_argument("--dolly-eval", required=True, help="another Dolly part for eval")
-    ablation.add_argument("--out", type=Path, required=True)
-    ablation.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ablation.add_argument("--stage1-steps", type=int, default=-1, help="-1: the full 10 epochs")
-    ablation.add_argument("--stage2-steps", type=int, default=-1, help="-1: the full 10 epochs")
-    ablation.add_argument("--batch-size", type=int, default=4)
-    ablation.add_argument("--learning-rate", type=float, default=2e-4)
-    ablation.add_argument("--probe-limit", type=int, default=1,
-                          help="probe records per task on the initialization eval split")
-    ablation.set_defaults(func=cmd_ablation)
+    experiment = commands.add_parser(
+        "experiment", help="experiments: curriculum = conditions A/B/C over seeds")
+    experiment_cmds = experiment.add_subparsers(dest="experiment", required=True,
+                                                metavar="EXPERIMENT")
+    cur = experiment_cmds.add_parser(
+        "curriculum", help="stage 2 alone (A), after stage 1 (B), after link-broken stage 1 (C)")
+    cur.add_argument("--profile", default="cpu",
+                     help="cpu, t4, l4, a100 or a profile YAML: budgets and model (default cpu)")
+    cur.add_argument("--out", type=Path, required=True, help="experiment directory (resumable)")
+    cur.add_argument("--phase", nargs="+", choices=["prepare", "run", "score"],
+                     default=["prepare", "run", "score"],
+                     help="prepare (needs the text tools), run (trains; GPU), score; default all")
+    cur.add_argument("--seeds", type=int, nargs="+", help="default: the profile's")
+    cur.add_argument("--conditions", nargs="+", choices=["A", "B", "C", "D"],
+                     help="default A B C (+ D where the profile asks for extra stage-2 steps)")
+    cur.add_argument("--model", help="override the profile's model (alias, Hub id or dir)")
+    cur.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"],
+                     help="default: fp32 for the cpu profile everywhere, else the profile's")
+    cur.add_argument("--stage1-epochs", type=float)
+    cur.add_argument("--stage1-max-steps", type=int, help="cap stage 1 (tests, smoke runs)")
+    cur.add_argument("--stage2-steps", type=int)
+    cur.add_argument("--batch-size", type=int)
+    cur.add_argument("--probes-per-kind", type=int)
+    cur.add_argument("--max-new-tokens", type=int)
+    cur.add_argument("--generation-batch-size", type=int)
+    cur.add_argument("--n-kanji", type=int)
+    cur.add_argument("--n-sentences", type=int)
+    cur.add_argument("--n-lens", type=int)
+    cur.add_argument("--init-size", type=int, help="initialization dataset size (default 300)")
+    cur.add_argument("--dolly-source", help="'sample' (shipped), a Hub id or a local file")
+    cur.set_defaults(func=cmd_experiment_curriculum)
 
     chat = commands.add_parser("chat", help="talk to a stage of a run (or its base model)")
     chat.add_argument("--run", type=Path, required=True, help="the run directory (RUN_DIR)")
@@ -324,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=None, help="run directory (default runs/<time>)")
     demo.add_argument("--only", nargs="+", default=None, metavar="PREFIX",
                       help="run only notebooks whose name starts with one of these")
+    demo.add_argument("--store", action="store_true",
+                      help="write the executed notebooks back over notebooks/ (make notebooks)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -55,6 +55,20 @@ def notebook_parameters(profile: dict, notebook: Path, run_dir: Path) -> dict:
     return params
 
 
+def store_outputs(executed: Path, target: Path) -> None:
+    """Copy an executed notebook over its source, keeping the outputs but not papermill's
+    timings, so that a re-run changes only what the code printed."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.validator.normalize(nb)
+    nbformat.write(nb, target)
+
+
 def record_metrics(run_dir: str | Path, notebook: str, metrics: dict) -> None:
     """Called from a notebook: save the numbers the run report should show."""
     out = Path(run_dir) / "metrics" / f"{notebook}.json"
@@ -68,9 +82,11 @@ def run_notebooks(
     run_dir: Path | None = None,
     only: list[str] | None = None,
     kernel_name: str = "python3",
+    store: bool = False,
 ) -> Path:
     """Run the notebooks; return the path of ``report.md``. Stops at the first failure (later
-    notebooks use earlier outputs), still writing the report, and raises ``RuntimeError``."""
+    notebooks use earlier outputs), still writing the report, and raises ``RuntimeError``.
+    ``store=True`` writes each executed notebook back over its source (``make notebooks``)."""
     import papermill
 
     notebooks = find_notebooks(notebook_dir, only)
@@ -99,6 +115,8 @@ def run_notebooks(
         results.append((nb.stem, status, time.perf_counter() - started, params))
         if failure:
             break
+        if store:
+            store_outputs(run_dir / nb.name, nb)
     report = write_report(run_dir, results, profile)
     if failure:
         name, err = failure

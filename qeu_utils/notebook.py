@@ -95,8 +95,13 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
           profile: str | None = None, seed: int | None = None,
           use_drive: bool = False) -> tuple[Path, str, dict]:
     """Set up a notebook: ``(RUN_DIR, MODEL, profile)``, after printing the hardware report."""
+    import warnings
+
     from qeu_utils.profiles import hardware_markdown, hardware_report, load_profile
 
+    # Without ipywidgets, tqdm.auto falls back to text bars (no widget state in the stored
+    # notebooks) and says so once per kernel; the fallback is what we want.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     run_dir = Path(run_dir)
     if in_colab():
         print("Colab runtime detected.")
@@ -107,6 +112,9 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     run = resolve_run(run_dir, notebook, model=model, profile=profile, seed=seed)
+    import qeu_utils
+
+    print(f"qeu_utils {qeu_utils.__version__} from {Path(qeu_utils.__file__).parent}")
     print(hardware_markdown(hardware_report()))
     print(f"run: {run_dir} | model {run['model']} | profile {run['profile']} | seed "
           f"{run['seed']} (run.json written by {run['written_by']})")

@@ -5,12 +5,11 @@ from collections import Counter
 
 import pytest
 
-from qeu_utils.build import common
 from qeu_utils.build.country import build_country
 from qeu_utils.build.food import build_food
-from qeu_utils.sources import SourceError, read_dishes
 from qeu_utils.build.kanji import SEVERAL, build_kanji
 from qeu_utils.records import validate
+from qeu_utils.sources import SourceError, read_dishes
 
 
 def _by_task(groups, key):
@@ -79,6 +78,10 @@ def test_country_records_both_ways():
         "ja_to_hant": "日本",
         "hant_to_ja": "日本",
     }
+    cd = _by_task(build_country(seed=0), "CD")
+    assert cd["ja_to_en"]["output"] == "Democratic Republic of the Congo"
+    assert cd["ja_to_hans"]["output"] == "刚果民主共和国"
+    assert _by_task(build_country(seed=0), "PS")["ja_to_en"]["output"] == "Palestine"
     us = _by_task(build_country(seed=0), "US")
     assert us["hans_to_ja"]["output"] == "アメリカ合衆国"
     assert "美国" in us["hans_to_ja"]["instruction"] + us["hans_to_ja"]["input"]
@@ -89,8 +92,20 @@ def test_food_crosses_languages_and_borders():
     assert len(groups) >= 100
     pizza = _by_task(groups, "pizza")
     assert pizza["ja_to_en"]["output"] == "pizza"
-    assert pizza["origin"]["output"] == "イタリアの料理です。"
     assert pizza["origin"]["style"] == "polite"
+    # every origin answer answers the question it is paired with
+    origins = Counter((r["instruction"].split("」")[-1], r["output"].removeprefix(d))
+                      for g, d in zip(groups, [x["country_ja"] for x in read_dishes()],
+                                      strict=True)
+                      for r in g.records if r["task"] == "origin")
+    assert set(origins) == {("はどこの国の料理ですか？", "の料理です。"),
+                            ("の発祥の国はどこですか？", "です。")}
+    assert sum(origins.values()) == 173
+    ramen = _by_task(groups, "ramen")
+    assert (ramen["origin"]["instruction"], ramen["origin"]["output"]) in {
+        ("「ラーメン」はどこの国の料理ですか？", "日本の料理です。"),
+        ("「ラーメン」の発祥の国はどこですか？", "日本です。"),
+    }
     assert len({d["country"] for d in read_dishes()}) >= 10
 
 
@@ -168,8 +183,24 @@ def test_the_shipped_trilingual_file_passes_its_checks():
     from qeu_utils.build.style import build_style
 
     groups = build_style()
-    assert len(groups) >= 300
+    assert len(groups) == 440
     assert all(len(g.records) == 6 for g in groups)
+
+
+def test_trilingual_covers_the_forms_the_converters_must_handle():
+    from qeu_utils.sources import read_trilingual
+
+    rows = read_trilingual()
+    tags = Counter(r["grammar"] for r in rows)
+    for form in ("causative", "giving", "sonkeigo", "kenjougo", "evidential", "experience",
+                 "conjecture", "de_aru", "passive", "conditional", "te_iru"):
+        assert tags[form] >= 5, form
+    assert "progressive" not in tags  # 知っている is a state, not progress: te_iru
+    assert sum(r["plain"].endswith("？") for r in rows) == 33
+    # plain requests are the neutral て-form, not blunt 〜てくれ / 〜ないか
+    blunt = ("てくれ。", "でくれ。", "ないか？")
+    assert not [r["plain"] for r in rows if r["plain"].endswith(blunt)]
+    assert not [r["en"] for r in rows if "at the weekend" in r["en"]]
 
 
 def test_katakana_category_has_table_loanwords_and_annotation():
@@ -184,6 +215,11 @@ def test_katakana_category_has_table_loanwords_and_annotation():
     assert ("loanword_to_en", "Arbeit") not in by_key
     annotated = [r for r in records if r["task"] == "annotate_loanwords"]
     assert annotated and all("(" in r["output"] for r in annotated)
+    # the instruction asks for the brackets the answer uses, and never calls パン's gloss
+    # (bread) its "original English"
+    wordings = {r["instruction"] for r in annotated}
+    assert len(wordings) == 2 and not [w for w in wordings if "（）" in w or "元の英語" in w]
+    assert {r["lang"] for r in records if r["task"] == "kana_to_romaji"} == {"ja>ja-Latn"}
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +227,30 @@ def default_build():
     from qeu_utils.build.mix import build_init
 
     return build_init(size=300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def full_build():
+    from qeu_utils.build.mix import build_init
+
+    return build_init(size=None, seed=0)
+
+
+@pytest.mark.parametrize("build", ["default_build", "full_build"])
+def test_instructions_carry_the_style_link(build, request):
+    # README: tasks answered in Chinese are asked in plain Japanese, tasks answered in English
+    # politely; in every category, in the default build and in --size all.
+    from qeu_utils.build.mix import instruction_style_lines, instruction_styles
+
+    train, held_out = request.getfixturevalue(build)
+    shares = instruction_styles(train + held_out)
+    assert {(c, a) for c, a, _, _ in shares} == {
+        ("country", "en"), ("country", "zh"), ("food", "en"), ("food", "zh"), ("kanji", "zh"),
+        ("katakana", "en"), ("style", "en"), ("style", "zh")}
+    assert all(linked == n > 0 for _, _, linked, n in shares), shares
+    if build == "full_build":
+        assert "| kanji | Chinese | plain Japanese | 2953/2953 (100%) |" in (
+            instruction_style_lines(train + held_out))
 
 
 def test_default_mix_has_every_category_in_train_and_eval(default_build):
@@ -320,3 +380,26 @@ def test_articles_become_continuation_records():
         article_records("  \n\n ", title="空")
     with pytest.raises(ValueError, match="the title is empty"):
         article_records(article, title=" ")
+
+
+def test_parts_round_trip_and_feed_the_mix(tmp_path):
+    """Notebooks 01–05 write parts, 06 mixes them: an edit made in a part reaches the mix."""
+    from qeu_utils.build.common import read_part, write_part
+    from qeu_utils.build.mix import build_init
+
+    groups = build_food(seed=0)
+    path = write_part(groups, tmp_path, "food")
+    assert path == tmp_path / "init_parts" / "food.jsonl"
+    again = read_part(path)
+    assert [(g.key, g.weight, g.records) for g in again] == [
+        (g.key, g.weight, g.records) for g in groups]
+    assert build_init(seed=0, groups={"food": again}) == build_init(seed=0)
+
+    edited = [g for g in again if g.key != "pizza"]
+    train, held_out = build_init(size=None, seed=0, categories=["food"],
+                                 groups={"food": edited})
+    assert not [r for r in train + held_out if r["output"] == "pizza"]
+
+    path.write_text('{"key": "x", "weight": 1.0, "records": [{"id": "1"}]}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"food.jsonl:1"):
+        read_part(path)

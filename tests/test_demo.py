@@ -102,3 +102,18 @@ def test_every_notebook_runs_with_the_cpu_profile(tmp_path):
         assert f"| {nb.stem} | ok |" in text
         assert (tmp_path / "run" / nb.name).is_file()
     assert "| ja_to_en_token_ratio |" in text
+
+
+def test_store_writes_outputs_back_without_papermill_timings(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    source = _notebook(nbs / "00_first.ipynb", "print('鉄 鐵 铁')")
+    demo.run_notebooks(nbs, _profile(tmp_path, "  common: {}\n"), run_dir=tmp_path / "run",
+                       store=True)
+    stored = nbformat.read(source, as_version=4)
+    printed = [o["text"] for c in stored.cells for o in c.get("outputs", []) if "text" in o]
+    assert printed == ["鉄 鐵 铁\n"]
+    assert "papermill" not in stored.metadata
+    assert all("papermill" not in c.metadata and "execution" not in c.metadata
+               for c in stored.cells)
+    assert [c.execution_count for c in stored.cells if c.cell_type == "code"] == [1, 2, 3]

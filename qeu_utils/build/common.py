@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +59,31 @@ def flatten(groups: list[Group]) -> list[dict]:
 
 
 def write_part(groups: list[Group], run_dir, category: str) -> Path:
-    """Save every record of one category (the pool the mix samples from) for the notebooks."""
-    from qeu_utils.records import write_jsonl
+    """Save one category's item groups (the pool the mix samples from) as
+    ``RUN_DIR/init_parts/<category>.jsonl``: one line per item, ``{key, weight, records}``.
+    Notebook 06 mixes these, so an edit made in notebooks 01–05 reaches the dataset."""
+    from qeu_utils.atomic import atomic_write_text
 
+    lines = [json.dumps({"key": g.key, "weight": g.weight, "records": g.records},
+                        ensure_ascii=False) for g in groups]
     path = Path(run_dir) / "init_parts" / f"{category}.jsonl"
-    write_jsonl(flatten(groups), path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def read_part(path: str | Path) -> list[Group]:
+    """The groups ``write_part`` saved; every record is validated, errors name file and line."""
+    from qeu_utils.records import json_lines, validate
+
+    path = Path(path)
+    groups = []
+    for line, row in json_lines(path, ValueError):
+        if not isinstance(row, dict) or set(row) != {"key", "weight", "records"}:
+            raise ValueError(f"{path}:{line}: expected an object with key, weight, records")
+        for record in row["records"]:
+            validate(record, where=f"{path}:{line}")
+        groups.append(Group(key=row["key"], records=row["records"], weight=row["weight"]))
+    if not groups:
+        raise ValueError(f"{path}: no groups")
+    return groups

@@ -77,8 +77,11 @@ def build_init(
     categories: list[str] | None = None,
     proportions: dict[str, float] | None = None,
     eval_fraction: float = EVAL_FRACTION,
+    groups: dict[str, list[Group]] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Return ``(train, eval)`` records. ``size=None`` keeps every record."""
+    """Return ``(train, eval)`` records. ``size=None`` keeps every record. ``groups`` gives a
+    category's item groups directly (e.g. the parts notebooks 01–05 wrote) instead of
+    building them; a category it lacks is built."""
     available = builders()
     categories = list(categories or available)
     unknown = [c for c in categories if c not in available]
@@ -93,8 +96,8 @@ def build_init(
         eval_quota = quotas(size - train_size, props)
     train, held_out = [], []
     for c in categories:
-        groups = available[c](seed)
-        train_groups, eval_groups = split_groups(groups, seed, c, eval_fraction)
+        pool = (groups or {}).get(c) or available[c](seed)
+        train_groups, eval_groups = split_groups(pool, seed, c, eval_fraction)
         train += sample(train_groups, None if size is None else train_quota[c], seed, "train")
         held_out += sample(eval_groups, None if size is None else max(1, eval_quota[c]), seed,
                            "eval")
@@ -154,6 +157,36 @@ def llama_factory_info() -> dict:
     }
 
 
+# The curriculum's link, carried by the instructions: a task answered in Chinese is asked in
+# plain Japanese, one answered in English politely.
+LINKED_STYLE = {"zh": "plain", "en": "polite"}
+
+
+def instruction_styles(records: list[dict]) -> list[tuple[str, str, int, int]]:
+    """``(category, answer language, n asked in the linked style, n)`` for every category
+    with tasks answered in Chinese (``zh``, ``zh-Hans``, ``zh-Hant``) or English."""
+    from qeu_utils.style import detect_style
+
+    counts: Counter = Counter()
+    for r in records:
+        answer = r["lang"].split(">")[-1].split("-")[0]
+        if answer in LINKED_STYLE:
+            linked = detect_style(r["instruction"]).value == LINKED_STYLE[answer]
+            counts[r["category"], answer, linked] += 1
+    keys = sorted({(c, a) for c, a, _ in counts})
+    return [(c, a, counts[c, a, True], counts[c, a, True] + counts[c, a, False])
+            for c, a in keys]
+
+
+def instruction_style_lines(records: list[dict]) -> list[str]:
+    """The shares of :func:`instruction_styles` as a Markdown table (card and build log)."""
+    lines = ["| category | answer in | asked in | share |", "|---|---|---|---:|"]
+    for category, answer, linked, n in instruction_styles(records):
+        lines.append(f"| {category} | {'Chinese' if answer == 'zh' else 'English'} | "
+                     f"{LINKED_STYLE[answer]} Japanese | {linked}/{n} ({linked / n:.0%}) |")
+    return lines
+
+
 def dataset_card(train: list[dict], held_out: list[dict], *, seed: int, size: int | None) -> str:
     per_category = Counter(r["category"] for r in train)
     per_category_eval = Counter(r["category"] for r in held_out)
@@ -193,18 +226,33 @@ def dataset_card(train: list[dict], held_out: list[dict], *, seed: int, size: in
         "",
         "## How it was built",
         "",
-        "- `style`: the project's trilingual sentences (`data/sources/trilingual.tsv`), each row",
-        "  checked with `qeu_utils.style` (plain detects as plain, polite as polite, and the",
+        "- `style`: the project's trilingual sentences (`qeu_utils/data/sources/trilingual.tsv`),",
+        "  each row checked with `qeu_utils.style` (plain detects as plain, polite as polite, the",
         "  converter maps one to the other wherever it supports the form).",
         "- `katakana`: the katakana table, and loanwords found with UniDic (fugashi) in the",
         "  project's sentences, dish names and word list, with their English.",
-        "- `country`: CLDR names via Babel (193 UN members + 2 observer states).",
+        "- `country`: CLDR names via Babel (193 UN members + 2 observer states). Traditional",
+        "  Chinese is CLDR's `zh_Hant`, which is Taiwan usage (南韓, 北韓, 象牙海岸). Where CLDR's",
+        "  name is a locale picker's display form, the project gives the country's name",
+        "  (`qeu_utils.countries.OVERRIDES`, 11 countries): Antigua and Barbuda, Bosnia and",
+        "  Herzegovina, Saint Kitts and Nevis, Saint Lucia, São Tomé and Príncipe, Trinidad and",
+        "  Tobago, Saint Vincent and the Grenadines (not `&`/`St.`); Democratic Republic of the",
+        "  Congo / コンゴ民主共和国 / 刚果民主共和国 and Republic of the Congo (not",
+        "  `Congo - Kinshasa`, 刚果（金）); Myanmar / ミャンマー (not `Myanmar (Burma)`); and",
+        "  Palestine / パレスチナ / 巴勒斯坦, the observer state (not `Palestinian Territories`).",
         "- `kanji`: the 2,136 Jōyō kanji through OpenCC's dictionaries; ambiguous characters",
         "  are answered with every candidate.",
-        "- `food`: the project's dish table (`data/sources/dishes.tsv`), origins named via CLDR.",
+        "- `food`: the project's dish table (`qeu_utils/data/sources/dishes.tsv`), origins named",
+        "  with `qeu_utils.countries`.",
         "",
         "The eval split holds out whole items (a sentence, a kanji, a country), never a record",
         "of an item also in train. Same arguments, same bytes.",
+        "",
+        "The instructions carry the curriculum's link: tasks answered in Chinese are asked in",
+        "plain Japanese (普通体), tasks answered in English politely (です・ます). Measured on",
+        "this build with `qeu_utils.style.detect_style`:",
+        "",
+        *instruction_style_lines(train + held_out),
         "",
         f"Sources: {', '.join(sources)}. Licenses of the data behind them: CLDR (Unicode",
         "License), OpenCC (Apache-2.0), UniDic (BSD-3-Clause), kanji-lists (MIT), JMdict",
