@@ -99,6 +99,9 @@ def cmd_build_init(args) -> int:
     for category in sorted(counts_train | counts_eval):
         print(f"{category:10} train {counts_train[category]:5d}  eval {counts_eval[category]:4d}")
     print(f"{'total':10} train {len(train):5d}  eval {len(held_out):4d}  -> {out}")
+    from qeu_utils.build.mix import instruction_style_lines
+
+    print("\n".join(instruction_style_lines(train + held_out)))
     if args.push_to_hub:
         print("pushed:", push_to_hub(out, args.push_to_hub))
     return 0

@@ -7,10 +7,14 @@ and regions (numeric codes such as 001, 150), groupings (EU, EZ, UN), the unknow
 dependent territories and special areas (GU, HK, PR, …) and places whose statehood is disputed
 (TW, XK), which a name list must not decide by itself.
 
-Names are Babel's ``Locale.territories``: CLDR's standard name for each code. Babel leaves out
-CLDR's ``alt="short"`` and ``alt="variant"`` forms, so 'US' is "United States" rather than "US",
-and names are kept exactly as CLDR writes them (e.g. "Myanmar (Burma)", "Palestinian
-Territories" for PS).
+Names are Babel's ``Locale.territories``: CLDR's standard name for each code ('US' is "United
+States"). The Traditional Chinese names are CLDR's ``zh_Hant``, which is Taiwan usage (南韓,
+北韓, 象牙海岸), not Hong Kong's. Where CLDR's standard name is a locale picker's display
+form rather than the country's name — an abbreviation or an ampersand ("St. Kitts & Nevis"), a
+disambiguating suffix ("Congo - Kinshasa", 刚果（金）), an alternate in parentheses
+("Myanmar (Burma)") or the name of a territory rather than the state the code stands for here
+("Palestinian Territories") — ``OVERRIDES`` gives the name, in the form the United Nations and
+the foreign ministries of Japan, China and Taiwan use.
 """
 
 import functools
@@ -34,10 +38,29 @@ UN_MEMBER_STATES = frozenset(
 UN_OBSERVER_STATES = frozenset({"VA", "PS"})
 SOVEREIGN_CODES = UN_MEMBER_STATES | UN_OBSERVER_STATES
 
+# code → {field: name} where CLDR's standard name is not the country's name (see above).
+OVERRIDES = {
+    "AG": {"en": "Antigua and Barbuda"},
+    "BA": {"en": "Bosnia and Herzegovina"},
+    "CD": {"en": "Democratic Republic of the Congo", "ja": "コンゴ民主共和国",
+           "zh_hans": "刚果民主共和国", "zh_hant": "剛果民主共和國"},
+    "CG": {"en": "Republic of the Congo", "ja": "コンゴ共和国",
+           "zh_hans": "刚果共和国", "zh_hant": "剛果共和國"},
+    "KN": {"en": "Saint Kitts and Nevis"},
+    "LC": {"en": "Saint Lucia"},
+    "MM": {"en": "Myanmar", "ja": "ミャンマー"},
+    # The UN observer state is "State of Palestine"; CLDR's PS names the territories.
+    "PS": {"en": "Palestine", "ja": "パレスチナ", "zh_hans": "巴勒斯坦", "zh_hant": "巴勒斯坦"},
+    "ST": {"en": "São Tomé and Príncipe"},
+    "TT": {"en": "Trinidad and Tobago"},
+    "VC": {"en": "Saint Vincent and the Grenadines"},
+}
+
 
 @dataclass(frozen=True)
 class Country:
-    """One sovereign country: its ISO 3166-1 alpha-2 code and its CLDR names."""
+    """One sovereign country: its ISO 3166-1 alpha-2 code and its names (CLDR, or
+    ``OVERRIDES``)."""
 
     code: str
     ja: str
@@ -59,7 +82,10 @@ def _countries() -> tuple[Country, ...]:
         if missing:
             raise RuntimeError(f"CLDR (Babel) has no {field} name for {', '.join(missing)}")
     return tuple(
-        Country(code, **{field: territories[code] for field, territories in names.items()})
+        Country(code, **{
+            field: OVERRIDES.get(code, {}).get(field, territories[code])
+            for field, territories in names.items()
+        })
         for code in sorted(SOVEREIGN_CODES)
     )
 

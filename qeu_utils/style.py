@@ -60,7 +60,12 @@ _CLOSE = "」』）)】〉》〕］]｝}”"
 _BRACKETS = frozenset(_OPEN + _CLOSE)
 _TERMINATORS = "。！？!?"
 _BREAKS = "\n\r\u2028\u2029"
-_SPECIAL = re.compile("[" + re.escape(_OPEN + _CLOSE + _TERMINATORS + _BREAKS) + "]")
+# ASCII quotes open and close alike, so they cannot nest like brackets; they only matter
+# right after a terminator, where '?' or "Really?" is quoted text, not a sentence end.
+_ASCII_QUOTES = "'\"`"
+_SPECIAL = re.compile(
+    "[" + re.escape(_OPEN + _CLOSE + _TERMINATORS + _BREAKS + _ASCII_QUOTES) + "]"
+)
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -69,6 +74,7 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
     start = 0
     depth = 0
     end_at = -1  # once a terminator run is seen at depth 0, where the sentence may end
+    run_start = 0  # where that terminator run begins
     # Only the special characters matter, so scan matches instead of every character.
     for m in _SPECIAL.finditer(text):
         i = m.start()
@@ -90,13 +96,31 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
                 depth -= 1
             elif end_at == i:
                 end_at = i + 1  # a stray closing bracket right after 。 stays with it
+        elif ch in _ASCII_QUOTES:
+            if end_at == i:
+                if _quote_opens_before(text, run_start):
+                    end_at = -1  # '?' or "行く。" is quoted text: the sentence goes on
+                else:
+                    end_at = i + 1  # a closing quote after 。 stays with its sentence
         elif depth == 0:
+            if end_at != i:
+                run_start = i
             end_at = i + 1
     if end_at >= 0:
         _add_span(text, start, end_at, spans)
         start = end_at
     _add_span(text, start, len(text), spans)
     return spans
+
+
+def _quote_opens_before(text: str, run_start: int) -> bool:
+    """Does an ASCII quote open in the word (no whitespace) that ends at ``run_start``?"""
+    i = run_start - 1
+    while i >= 0 and not text[i].isspace():
+        if text[i] in _ASCII_QUOTES:
+            return True
+        i -= 1
+    return False
 
 
 def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
@@ -108,7 +132,7 @@ def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> 
 
 
 # Without brackets and line breaks, sentences are just runs up to a run of terminators.
-_NO_FAST_PATH = frozenset(_OPEN + _CLOSE + _BREAKS)
+_NO_FAST_PATH = frozenset(_OPEN + _CLOSE + _BREAKS + _ASCII_QUOTES)
 _SIMPLE_SENTENCE = re.compile(f"[^{_TERMINATORS}]*[{_TERMINATORS}]+|[^{_TERMINATORS}]+")
 
 
@@ -116,7 +140,8 @@ def split_sentences(text: str) -> list[str]:
     """Split Japanese text into sentences.
 
     Sentences end at 。！？!? (a run of them counts once) and at line breaks; quoted speech
-    「…」『…』 and bracketed text stay inside their sentence. Whitespace around each sentence
+    「…」『…』, bracketed text and a terminator quoted in ASCII quotes ('?', "行く。") stay
+    inside their sentence. Whitespace around each sentence
     is dropped; empty sentences are not returned.
     """
     if _NO_FAST_PATH.isdisjoint(text):
@@ -182,20 +207,23 @@ class _Sentence:
         return t
 
     def quoted(self) -> list[bool]:
-        """Per token: is it a bracket or inside brackets?"""
-        flags = []
-        depth = 0
-        for node in self.nodes:
+        """Per token: is it a bracket or inside a pair of brackets?
+
+        Only matched pairs count: an opener that never closes ('(?' in an error message)
+        does not hide the rest of the sentence, and a stray closer opens nothing."""
+        flags = [False] * len(self.nodes)
+        opened: list[int] = []
+        for i, node in enumerate(self.nodes):
             surf = node.surface
             if _BRACKETS.isdisjoint(surf):
-                flags.append(depth > 0)
                 continue
-            flags.append(True)
+            flags[i] = True
             for ch in surf:
                 if ch in _OPEN:
-                    depth += 1
-                elif ch in _CLOSE:
-                    depth = max(0, depth - 1)  # a stray closer does not open anything
+                    opened.append(i)
+                elif ch in _CLOSE and opened:
+                    start = opened.pop()
+                    flags[start:i] = [True] * (i - start)
         return flags
 
     def offsets(self) -> list[tuple[int, int]] | None:
@@ -288,6 +316,8 @@ def _classify(sent: _Sentence, e: int, finals: list[str]) -> Style:
         return Style.POLITE  # 〜てください
     if k < e or t.ctype not in ("*", ""):  # an auxiliary, or any conjugating word
         return Style.PLAIN
+    if _te_request(sent, e):
+        return Style.PLAIN  # ちょっと待って。 忘れないで。
     if _is_nominal(t) and (finals[:1] == ["か"] or finals == ["？"]):
         return Style.PLAIN  # zero-copula question: 本か。 行くのか。 本当？
     if t.pos1 == "助詞" and t.pos2 == "準体助詞":
@@ -295,6 +325,15 @@ def _classify(sent: _Sentence, e: int, finals: list[str]) -> Style:
         if prev is not None and prev.pos1 in ("動詞", "形容詞", "助動詞"):
             return _classify(sent, e - 1, [])
     return Style.NONE
+
+
+def _te_request(sent: _Sentence, e: int) -> bool:
+    """Does the sentence end in a bare て-form, a plain request (待って, 忘れないで)?"""
+    t = sent.tok(e)
+    if t.pos1 != "助詞" or t.pos2 != "接続助詞" or t.surface not in ("て", "で"):
+        return False
+    p = sent.tok(e - 1)
+    return p is not None and p.pos1 in ("動詞", "助動詞") and p.ctype not in ("*", "")
 
 
 def _is_nominal(t: _Tok) -> bool:
@@ -319,7 +358,30 @@ def _quoted_inner(text: str) -> tuple[int, int] | None:
     return None
 
 
+# What separates a message from an appended detail: 失敗しました: %s, 無効です - %s.
+_DETAIL = re.compile(r"[:：]|\s[-–—]+\s")
+
+
+def _detail_head(text: str) -> str | None:
+    """The text before the last separator outside brackets, when there is one.
+
+    ``…に失敗しました: %s`` is a sentence with a detail appended: the main predicate is
+    before the separator, like one before a parenthesised remark."""
+    if ":" not in text and "：" not in text and " " not in text:
+        return None  # the hot path: most sentences have no separator at all
+    for m in reversed(list(_DETAIL.finditer(text))):
+        head = text[: m.start()]
+        if sum(map(head.count, _OPEN)) <= sum(map(head.count, _CLOSE)):
+            return head
+    return None
+
+
 def _sentence_style(text: str) -> Style:
+    head = _detail_head(text)
+    if head is not None:
+        style = _sentence_style(head)
+        if style is not Style.NONE:
+            return style  # otherwise (注意: 元に戻せません) the detail holds the predicate
     sent = _Sentence(text)
     e, finals = _find_predicate(sent)
     if e >= 0:
@@ -538,6 +600,8 @@ def _polite_predicate(sent: _Sentence, e: int, finals: list[str]) -> _Edit | Non
     p = sent.tok(e - 1)
     if t.lemma == "呉れる" and t.cform == "命令形" and _before_request(p):
         return e, e, "ください"  # 窓を閉めてくれ → 窓を閉めてください
+    if _te_request(sent, e):
+        return e, e, t.surface + "ください"  # 待って → 待ってください
     # である → です, であった → でした
     if t.lemma == "有る" and t.cform.startswith("終止形") and _is(p, "助動詞-ダ", "連用形"):
         return (e - 1, e, "です") if p.surface == "で" else None
@@ -623,7 +687,11 @@ def _plain_predicate(sent: _Sentence, e: int, finals: list[str]) -> _Edit | None
     t = sent.tok(e)
     p = sent.tok(e - 1)
     if t.lemma == "下さる" and t.cform == "命令形":
-        return (e, e, "くれ") if _before_request(p) else None  # 待ってください → 待ってくれ
+        if not _before_request(p):
+            return None
+        # 待ってください → 待って (the neutral plain request; 待ってくれ is blunt);
+        # 返事をください → 返事をくれ
+        return (e, e, "くれ") if p.surface == "を" else (e, e, "")
     if t.ctype == "助動詞-マス":
         v = _plain_verb(p)
         if v is None:
@@ -659,10 +727,16 @@ def _plain_predicate(sent: _Sentence, e: int, finals: list[str]) -> _Edit | None
             return e, e, ""
         if finals and finals[0] == "ので":  # 学生ですので → 学生なので
             return e, e, "な"
-        if _no_copula_after(p):
+        if _no_copula_after(p) and not _prefixed_stem(sent, e - 1):
             return None  # 行くです is not standard Japanese (but 行くべきです → 行くべきだ is)
         return e, e, "だ"
     return None
+
+
+def _prefixed_stem(sent: _Sentence, i: int) -> bool:
+    """Is token ``i`` a verb stem after お/ご, used as a noun (ご存じです, お休みです)?"""
+    t, p = sent.tok(i), sent.tok(i - 1)
+    return p is not None and p.pos1 == "接頭辞" and t.cform.startswith("連用形")
 
 
 def _no_copula_after(t: _Tok) -> bool:
@@ -693,6 +767,10 @@ def _negative(sent: _Sentence, v_index: int, last: int, ending: str) -> _Edit | 
 
 
 def _convert_sentence(text: str, target: Style) -> str:
+    head = _detail_head(text)
+    if head is not None and _sentence_style(head) is not Style.NONE:
+        # Only the message is rewritten, never the appended detail (失敗しました: %s).
+        return _convert_sentence(head, target) + text[len(head) :]
     sent = _Sentence(text)
     e, finals = _find_predicate(sent)
     style = _classify(sent, e, finals) if e >= 0 else Style.NONE

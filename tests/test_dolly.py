@@ -173,6 +173,30 @@ def test_sample_normalization_survivors(sample_revision):
     assert kept["128"]["instruction"] == kept["128"]["instruction"].strip()
 
 
+def test_sample_polite_questions_get_polite_answers(sample_revision):
+    # Style is the curriculum's first signal: a polite question must not teach a plain answer.
+    from qeu_utils.style import Style, detect_style
+
+    _, kept, _ = sample_revision
+    questions = {i: r for i, r in kept.items() if r["instruction"].endswith("？")
+                 and detect_style(r["instruction"]) is Style.POLITE}
+    assert len(questions) == 52
+
+    def prose(text):  # bullet lists and code blocks are not answers in a register
+        lines, in_code = [], False
+        for line in text.splitlines():
+            in_code ^= line.startswith("```")
+            if not in_code and not line.startswith(("- ", "```")):
+                lines.append(line)
+        return "\n".join(lines)
+
+    styles = {i: detect_style(prose(r["output"])) for i, r in questions.items()}
+    assert {i: s for i, s in styles.items() if s is not Style.POLITE} == {
+        "52": Style.NONE, "100": Style.NONE}  # the two bullet-list answers
+    assert kept["79"]["output"] == "花の蜜です。"
+    assert kept["21"]["output"] == "東京と改称されました。"
+
+
 def test_code_and_urls_survive_untouched_and_katakana_after_a_url_is_annotated(sample_revision):
     data, kept, _ = sample_revision
     code = data[105]["output"].split("```")[1]

@@ -94,13 +94,34 @@ ROUND_TRIP = [
     ("週末はどこへ行くの？", "週末はどこへ行くのですか？"),
     ("明日の授業は何時からなの？", "明日の授業は何時からですか？"),
     ("この服を試着してもいい？", "この服を試着してもいいですか？"),
-    # requests
-    ("少し寒いので、窓を閉めてくれ。", "少し寒いので、窓を閉めてください。"),
-    ("パスポートを忘れないでくれ。", "パスポートを忘れないでください。"),
+    # requests: the plain form of 〜てください is the bare て-form, not blunt 〜てくれ
+    ("少し寒いので、窓を閉めて。", "少し寒いので、窓を閉めてください。"),
+    ("パスポートを忘れないで。", "パスポートを忘れないでください。"),
+    ("ちょっと待って。", "ちょっと待ってください。"),
     ("明日までに返事をくれ。", "明日までに返事をください。"),
     ("どこへ行くのか。", "どこへ行くのですか。"),
     ("このケーキはおいしいね。", "このケーキはおいしいですね。"),
     ("それは便利だよ。", "それは便利ですよ。"),
+    # causative, giving verbs, 尊敬語 and 謙譲語
+    ("医者は父にたばこをやめさせた。", "医者は父にたばこをやめさせました。"),
+    ("子どもを一人で海で泳がせない。", "子どもを一人で海で泳がせません。"),
+    ("祖母が手編みのセーターをくれた。", "祖母が手編みのセーターをくれました。"),
+    ("毎朝、母に弁当を作ってもらう。", "毎朝、母に弁当を作ってもらいます。"),
+    ("妹に英語を教えてあげた。", "妹に英語を教えてあげました。"),
+    ("社長は先ほどお帰りになった。", "社長は先ほどお帰りになりました。"),
+    ("部長は明日の会議にいらっしゃる。", "部長は明日の会議にいらっしゃいます。"),
+    ("先生がそうおっしゃった。", "先生がそうおっしゃいました。"),
+    ("校長先生はその件をもうご存じだ。", "校長先生はその件をもうご存じです。"),
+    ("明日、先生のお宅に伺う。", "明日、先生のお宅に伺います。"),
+    ("先生に京都のお土産を差し上げた。", "先生に京都のお土産を差し上げました。"),
+    # そうだ / らしい / ようだ, experience, conjecture
+    ("今にも雨が降りそうだ。", "今にも雨が降りそうです。"),
+    ("天気予報によると、明日は雪が降るそうだ。", "天気予報によると、明日は雪が降るそうです。"),
+    ("この辺りは昔、海だったらしい。", "この辺りは昔、海だったらしいです。"),
+    ("隣の家は留守のようだ。", "隣の家は留守のようです。"),
+    ("納豆を食べたことがない。", "納豆を食べたことがありません。"),
+    ("日本の祭りに参加したことがある？", "日本の祭りに参加したことがありますか？"),
+    ("彼はもう家に帰ったかもしれない。", "彼はもう家に帰ったかもしれません。"),
     # subordinate clauses and quotes stay as they are
     ("雨が降っているので、試合は中止になった。", "雨が降っているので、試合は中止になりました。"),
     ("彼は「今日は休みます」と言った。", "彼は「今日は休みます」と言いました。"),
@@ -286,8 +307,10 @@ def test_tag_question_with_darou_keeps_no_ka():
 
 
 def test_copula_de_aru_becomes_desu():
+    # one way only: です reads back as the spoken plain だ
     assert to_polite("日本の首都は東京である。") == "日本の首都は東京です。"
     assert to_polite("それは事実であった。") == "それは事実でした。"
+    assert to_plain("富士山は日本でいちばん高い山です。") == "富士山は日本でいちばん高い山だ。"
 
 
 def test_conversion_keeps_everything_else_byte_for_byte():
@@ -313,7 +336,6 @@ def test_multi_sentence_conversion_touches_only_predicates():
         "早く寝ろ。",  # imperative
         "そこへ行くな。",  # prohibition
         "静かにしなさい。",  # なさい command
-        "ちょっと待って。",  # て-form request
         "はい。",
         "東京タワー",
         "",
@@ -340,6 +362,67 @@ def test_odd_input_does_not_raise(text):
     assert isinstance(detect_style(text), Style)
     assert isinstance(to_polite(text), str)
     assert isinstance(to_plain(text), str)
+
+
+def test_blunt_kure_request_becomes_kudasai_and_back_neutral():
+    assert to_polite("ちょっと待ってくれ。") == "ちょっと待ってください。"
+    assert to_plain("ちょっと待ってください。") == "ちょっと待って。"
+
+
+# Real translator-written messages from the Japanese catalogs of Debian's command-line tools
+# (/usr/share/locale/ja/LC_MESSAGES/*.mo): a predicate, then a detail after ": " or " - ".
+CATALOG_MESSAGES = [
+    # coreutils
+    ("セキュリティコンテキストの作成に失敗しました: %s",
+     "セキュリティコンテキストの作成に失敗した: %s"),
+    ("無効な時刻書式です: %s", "無効な時刻書式だ: %s"),
+    ("%s: 無効な正規表現です: %s", "%s: 無効な正規表現だ: %s"),
+    ("ディレクトリをディレクトリ以外に移動できません: %s -> %s",
+     "ディレクトリをディレクトリ以外に移動できない: %s -> %s"),
+    # dpkg
+    ("%s: '%.250s' の削除に失敗しました: %s", "%s: '%.250s' の削除に失敗した: %s"),
+    ("これは不可欠 (essential) パッケージです - 削除すべきではありません",
+     "これは不可欠 (essential) パッケージだ - 削除すべきではありません"),
+    # gnupg2, tar
+    ("一致しません - もう一度", "一致しない - もう一度"),
+    ("TAR_OPTIONS を分割できません: %s", "TAR_OPTIONS を分割できない: %s"),
+]
+
+
+@pytest.mark.parametrize(("message", "plain"), CATALOG_MESSAGES)
+def test_detail_after_colon_or_dash_is_not_the_predicate(message, plain):
+    assert detect_style(message) is Style.POLITE
+    assert to_plain(message) == plain
+    assert to_polite(plain) == message
+
+
+@pytest.mark.parametrize(
+    ("message", "style"),
+    [
+        ("エラー: 正規表現が長さ 0 にマッチしました: %s", Style.POLITE),  # coreutils
+        ("待機中: 削除できません: %s", Style.POLITE),  # coreutils: a label, then the message
+        ("DNS が失敗しました: NXDOMAIN", Style.POLITE),  # avahi
+        ("10:30に出発する。", Style.PLAIN),  # a colon with no predicate before it
+        ("彼は「注意: 危ない」と言った。", Style.PLAIN),  # a colon inside a quote
+    ],
+)
+def test_separators(message, style):
+    assert detect_style(message) is style
+
+
+def test_terminator_inside_ascii_quotes_does_not_end_a_sentence():
+    # glib20, sed, postgres-15: a quoted ? or ! is a symbol, not the end of a sentence
+    assert split_sentences("'(?' または '(?-' の後に認識できない文字があります") == [
+        "'(?' または '(?-' の後に認識できない文字があります"
+    ]
+    assert detect_style("'(?' または '(?-' の後に認識できない文字があります") is Style.POLITE
+    assert split_sentences("複数の `!' があります") == ["複数の `!' があります"]
+    assert split_sentences("'?' か '/' を入力してください。次へ進みます。") == [
+        "'?' か '/' を入力してください。",
+        "次へ進みます。",
+    ]
+    assert split_sentences('彼は"行く。"と言った。') == ['彼は"行く。"と言った。']
+    assert split_sentences("Really? Yes!") == ["Really?", "Yes!"]
 
 
 def test_stray_closing_brackets_do_not_hide_the_predicate():

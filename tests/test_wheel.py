@@ -9,6 +9,7 @@ checkout's editable install stays invisible and ``qeu_utils`` can only come from
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -48,8 +49,13 @@ def _run(cmd, cwd, env, timeout=900):
 def wheel_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
+    # Build from a copy: an in-place build leaves build/lib behind, which would carry deleted
+    # modules into later wheels.
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__", ".x*", ".whl"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-          "-w", str(dist), str(REPO)], cwd=root, env=os.environ.copy())
+          "-w", str(dist), str(source)], cwd=root, env=os.environ.copy())
     (wheel,) = dist.glob("qeu_utils-*.whl")
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=root, env=os.environ.copy())

@@ -1,5 +1,6 @@
 """Category ``country``: country names in Japanese, English, Simplified and Traditional
-Chinese (CLDR via Babel), asked both ways."""
+Chinese (``qeu_utils.countries``: CLDR via Babel, with the project's overrides where CLDR's
+name is a display form), asked both ways."""
 
 from __future__ import annotations
 
@@ -19,17 +20,18 @@ TASKS = {
         "英語の国名「{x}」は日本語で何と言いますか？",
         "次の国名を日本語にしてください。",
     ]),
+    # Answered in Chinese, so asked in plain Japanese (the curriculum's plain ⇄ Chinese link).
     "ja_to_hans": ("ja", "zh_hans", "ja>zh-Hans", [
-        "「{x}」を中国語（簡体字）で書いてください。",
-        "次の国名を中国語の簡体字で書いてください。",
+        "「{x}」を中国語（簡体字）で書いて。",
+        "次の国名を中国語の簡体字で書いて。",
     ]),
     "hans_to_ja": ("zh_hans", "ja", "zh-Hans>ja", [
         "中国語（簡体字）の国名「{x}」は日本語で何と言いますか？",
         "次の中国語の国名を日本語にしてください。",
     ]),
     "ja_to_hant": ("ja", "zh_hant", "ja>zh-Hant", [
-        "「{x}」を中国語（繁体字）で書いてください。",
-        "次の国名を中国語の繁体字で書いてください。",
+        "「{x}」を中国語（繁体字）で書いて。",
+        "次の国名を中国語の繁体字で書いて。",
     ]),
     "hant_to_ja": ("zh_hant", "ja", "zh-Hant>ja", [
         "中国語（繁体字）の国名「{x}」は日本語で何と言いますか？",

@@ -18,20 +18,25 @@ TASKS = {
         "英語の料理名「{x}」は日本語で何と言いますか？",
         "次の料理名を日本語にしてください。",
     ]),
+    # Answered in Chinese, so asked in plain Japanese (the curriculum's plain ⇄ Chinese link).
     "ja_to_hans": ("ja", "zh_hans", "ja>zh-Hans", [
-        "料理「{x}」を中国語（簡体字）で書いてください。",
-        "次の料理名を中国語の簡体字にしてください。",
+        "料理「{x}」を中国語（簡体字）で書いて。",
+        "次の料理名を中国語の簡体字にして。",
     ]),
     "hans_to_ja": ("zh_hans", "ja", "zh-Hans>ja", [
         "中国語の料理名「{x}」は日本語で何と言いますか？",
         "次の中国語の料理名を日本語にしてください。",
     ]),
     "ja_to_hant": ("ja", "zh_hant", "ja>zh-Hant", [
-        "料理「{x}」を中国語（繁体字）で書いてください。",
-        "次の料理名を中国語の繁体字にしてください。",
+        "料理「{x}」を中国語（繁体字）で書いて。",
+        "次の料理名を中国語の繁体字にして。",
     ]),
 }
-ORIGIN_TEMPLATES = ["「{x}」はどこの国の料理ですか？", "「{x}」の発祥の国はどこですか？"]
+# (question, answer): each answer answers the question it is paired with.
+ORIGIN_TEMPLATES = [
+    ("「{x}」はどこの国の料理ですか？", "{country}の料理です。"),
+    ("「{x}」の発祥の国はどこですか？", "{country}です。"),
+]
 
 
 def build_food(seed: int = 0, path: Path | None = None) -> list[Group]:
@@ -39,10 +44,10 @@ def build_food(seed: int = 0, path: Path | None = None) -> list[Group]:
     for dish in read_dishes(path):
         key = dish["en"]
         records = translation_records("food", dish, key, TASKS, seed, "project")
-        template = choose(ORIGIN_TEMPLATES, seed, "food", "origin", key)
+        question, answer = choose(ORIGIN_TEMPLATES, seed, "food", "origin", key)
         records.append(make_record(
-            category="food", task="origin", instruction=template.format(x=dish["ja"]),
-            output=f"{dish['country_ja']}の料理です。", lang="ja>ja", style="polite",
+            category="food", task="origin", instruction=question.format(x=dish["ja"]),
+            output=answer.format(country=dish["country_ja"]), lang="ja>ja", style="polite",
             source="project+cldr",
         ))
         groups.append(Group(key=key, records=records))

@@ -16,15 +16,16 @@ from qeu_utils.kanji import joyo_kanji, variants
 from qeu_utils.records import make_record
 
 TEMPLATES = {
+    # Answered in Chinese, so asked in plain Japanese (the curriculum's plain ⇄ Chinese link).
     "ja_to_hans": [
-        "日本の漢字「{x}」を中国語の簡体字で書いてください。",
-        "「{x}」の簡体字は何ですか？",
-        "次の日本の漢字を簡体字に直してください。",
+        "日本の漢字「{x}」を中国語の簡体字で書いて。",
+        "「{x}」の簡体字は何？",
+        "次の日本の漢字を簡体字に直して。",
     ],
     "ja_to_hant": [
-        "日本の漢字「{x}」を中国語の繁体字で書いてください。",
-        "「{x}」の繁体字は何ですか？",
-        "次の日本の漢字を繁体字に直してください。",
+        "日本の漢字「{x}」を中国語の繁体字で書いて。",
+        "「{x}」の繁体字は何？",
+        "次の日本の漢字を繁体字に直して。",
     ],
     "hans_to_ja": [
         "簡体字の「{x}」は、日本の漢字ではどう書きますか？",

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from qeu_utils.build.common import Group, choose
-from qeu_utils.katakana import annotate_loanwords, find_loanwords, kana_table
+from qeu_utils.katakana import annotate_loanwords, kana_table
 from qeu_utils.records import make_record
 from qeu_utils.sources import (
     TRILINGUAL_COLUMNS,
@@ -27,7 +27,8 @@ KANA_TASKS = {
         "カタカナの「{x}」をひらがなで書いてください。",
         "「{x}」をひらがなにしてください。",
     ]),
-    "kana_to_romaji": ("katakana", "romaji", "ja>en", [
+    # Romaji is Japanese in Latin letters, not English (BCP 47: ja-Latn).
+    "kana_to_romaji": ("katakana", "romaji", "ja>ja-Latn", [
         "カタカナの「{x}」をローマ字（ヘボン式）で書いてください。",
         "「{x}」の読みをローマ字で答えてください。",
     ]),
@@ -48,7 +49,7 @@ LOANWORD_TEMPLATES = {
 }
 ANNOTATE_TEMPLATES = [
     "次の文のカタカナ語に、英語を括弧で添えてください。",
-    "この文に出てくる外来語の後ろに、元の英語を（）で書き加えてください。",
+    "この文に出てくる外来語の後ろに、英語での言い方を半角の括弧 () で書き加えてください。",
 ]
 KANA_WEIGHT = 0.5
 
