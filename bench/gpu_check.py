@@ -1,89 +1,196 @@
-"""Stage-1 training steps on a CUDA GPU with a randomly initialized model of realistic size
-(a ≈1.1B Llama-style config, nothing downloaded), in bf16 with LoRA on all linear layers:
-tokens per second, peak memory, and model FLOPs utilization (MFU).
+"""One run on a GPU machine: what the profiles decide there, and the estimator checked against
+real LoRA training steps.
 
-MFU counts 4·N FLOPs per token (forward 2N + backward through frozen weights 2N; LoRA's
-own weights are negligible) against the GPU's dense bf16 peak. With no GPU it says so and
-exits 0. Run: python bench/gpu_check.py [--steps 20] [--batch-size 8] [--seq-len 1024]
+Prints the hardware report (device, capability, memory, precision, chosen profile), then for
+each profile (``cpu``, ``t4``, ``l4``, ``a100``) a few LoRA training steps with that profile's
+batch, max length, precision and gradient checkpointing on a *randomly initialized* model of
+the profile model's architecture and size (built from its config: nothing is downloaded),
+using the training loop's completion-only loss (half of each sequence masked as prompt):
+measured tokens/s and peak memory next to ``qeu_utils.estimate``'s prediction, as ratios.
+The fp16 of the t4 profile runs as Trainer runs it (autocast + gradient scaling).
+
+With no CUDA GPU it prints the report and exits 0; ``--device cpu`` runs the cpu profile's
+case on this CPU (short sequences) to try the script. ``--out FILE`` also writes the results
+as JSON. Run: python bench/gpu_check.py [--steps 6] [--profiles cpu,t4] [--out results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import resource
 import sys
 import time
 
-# Dense bf16 peak FLOP/s (no sparsity) by device name.
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12,
-             "L4": 121e12, "RTX 4090": 165e12}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def realistic_config():
-    from transformers import LlamaConfig
+def random_model(profile_model: str, dtype, device: str):
+    """A random model with the architecture and size of ``profile_model`` (no download)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Olmo2Config
 
-    # TinyLlama-1.1B's shape: 22 layers, hidden 2048, grouped-query attention (32 q / 4 kv).
-    return LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
-                       num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
-                       max_position_embeddings=4096, tie_word_embeddings=False)
+    from qeu_utils.estimate import shape_of
+
+    s = shape_of(profile_model)
+    kind = Olmo2Config if "OLMo-2" in profile_model else LlamaConfig
+    config = kind(vocab_size=s.vocab, hidden_size=s.hidden, intermediate_size=s.intermediate,
+                  num_hidden_layers=s.layers, num_attention_heads=s.heads,
+                  num_key_value_heads=s.kv_heads, tie_word_embeddings=s.tied,
+                  max_position_embeddings=4096)
+    torch.manual_seed(0)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype), s
+
+
+def completion_loss(model, ids, labels):
+    """The training loop's loss for Llama-style models: the LM head on labelled positions only
+    (qeu_utils.train's CompletionOnlySFTTrainer)."""
+    import torch.nn.functional as F
+
+    base = model.get_base_model()
+    hidden = base.get_decoder()(input_ids=ids).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), targets[keep])
+
+
+def run_case(name: str, device: str, steps: int, warmup: int, seq_len: int | None,
+             batch_size: int | None) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from qeu_utils import estimate as est
+    from qeu_utils.profiles import load_profile
+
+    profile = load_profile(name)
+    precision = est.profile_precision(profile)
+    batch = batch_size or profile["batch_size"]
+    length = seq_len or profile["max_length"]
+    ckpt = profile["gradient_checkpointing"]
+    dtype = getattr(torch, DTYPES[precision])
+    cuda = device == "cuda"
+    # Trainer keeps fp16 weights and trains fp32 adapters under autocast with a loss scaler;
+    # bf16 needs no scaler; fp32 neither.
+    model, shape = random_model(profile["model"], dtype, device)
+    if ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=profile["lora"].get("r", 16),
+                                             lora_alpha=profile["lora"].get("alpha", 32),
+                                             lora_dropout=0.05, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    ids = torch.randint(0, shape.vocab, (batch, length), device=device)
+    labels = ids.clone()
+    labels[:, : length // 2] = -100  # the prompt half carries no loss
+
+    def step():
+        with torch.autocast(device_type=device, dtype=dtype, enabled=precision != "fp32"):
+            loss = completion_loss(model, ids, labels)
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        where = torch.cuda.get_device_name(0)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        where = "cpu"
+    predicted = est.estimate(shape, seq_len=length, batch_size=batch, precision=precision,
+                             lora_r=profile["lora"].get("r", 16), gradient_checkpointing=ckpt,
+                             loss_fraction=0.5, device=where)
+    tokens_per_s = steps * batch * length / seconds
+    result = {
+        "profile": name, "model_shape_of": profile["model"], "precision": precision,
+        "batch_size": batch, "seq_len": length, "gradient_checkpointing": ckpt,
+        "steps": steps, "last_loss": round(loss.item(), 3),
+        "tokens_per_s": round(tokens_per_s), "estimated_tokens_per_s":
+            round(predicted["tokens_per_s"]),
+        "tokens_per_s_ratio": round(tokens_per_s / predicted["tokens_per_s"], 2),
+        "peak_memory_gib": round(peak, 2),
+        "estimated_peak_memory_gib": round(predicted["peak_memory_gib"], 2),
+        "memory_ratio": round(peak / predicted["peak_memory_gib"], 2),
+        "achieved_tflops": round(tokens_per_s * predicted["flops_per_token"] / 1e12, 2),
+    }
+    model = optimizer = None  # free the GPU memory before the next case
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+def line(r: dict) -> str:
+    if "error" in r:
+        return f"{r['profile']:>5}: failed — {r['error']}"
+    return (f"{r['profile']:>5}: {r['model_shape_of'].split('/')[-1]} shape, {r['precision']}, "
+            f"{r['batch_size']}×{r['seq_len']}{' ckpt' if r['gradient_checkpointing'] else ''}: "
+            f"{r['tokens_per_s']:,} tok/s (est {r['estimated_tokens_per_s']:,}, "
+            f"×{r['tokens_per_s_ratio']}), peak {r['peak_memory_gib']} GiB "
+            f"(est {r['estimated_peak_memory_gib']}, ×{r['memory_ratio']}), "
+            f"{r['achieved_tflops']} TFLOP/s, loss {r['last_loss']}")
 
 
 def main() -> int:
     import torch
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seq-len", type=int, default=1024)
+    from qeu_utils.profiles import hardware_markdown, hardware_report
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--profiles", default="cpu,t4,l4,a100")
+    parser.add_argument("--device", choices=("auto", "cpu"), default="auto")
+    parser.add_argument("--seq-len", type=int, help="override the profiles' max_length")
+    parser.add_argument("--batch-size", type=int, help="override the profiles' batch size")
+    parser.add_argument("--out", help="also write the results here as JSON")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print("gpu_check: no CUDA GPU here; nothing to measure (run it on a GPU machine).")
+
+    report = hardware_report()
+    print(hardware_markdown(report))
+    if args.device == "auto" and not torch.cuda.is_available():
+        print("gpu_check: no CUDA GPU here; nothing to measure (run it on a GPU machine, or "
+              "try the script with --device cpu --profiles cpu --seq-len 64).")
         return 0
-
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
-
-    name = torch.cuda.get_device_name(0)
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(realistic_config()).to(torch.bfloat16)
-    n_params = sum(p.numel() for p in model.parameters())
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
-                                             task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
-    ids = torch.randint(0, 32000, (args.batch_size, args.seq_len), device="cuda")
-    labels = ids.clone()
-    labels[:, : args.seq_len // 2] = -100  # prompt half masked, as in completion-only loss
-
-    def step():
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss
-
-    for _ in range(args.warmup):
-        step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    for _ in range(args.steps):
-        loss = step()
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    tokens_per_s = args.steps * args.batch_size * args.seq_len / seconds
-    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-    print(f"device: {name}")
-    print(f"model: {n_params / 1e9:.2f}B parameters (random init), bf16, LoRA r=16 all-linear")
-    print(f"batch {args.batch_size} x {args.seq_len} tokens, {args.steps} steps, "
-          f"last loss {loss.item():.3f}")
-    print(f"tokens/s: {tokens_per_s:,.0f}")
-    print(f"peak memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
-    if peak:
-        print(f"MFU (4·N FLOPs/token vs {peak / 1e12:.0f} TFLOP/s): "
-              f"{4 * n_params * tokens_per_s / peak:.1%}")
-    else:
-        print("MFU: unknown peak FLOP/s for this device")
+    device = "cuda" if args.device == "auto" else "cpu"
+    results = []
+    for name in args.profiles.split(","):
+        started = time.perf_counter()
+        try:
+            r = run_case(name.strip(), device, args.steps, args.warmup, args.seq_len,
+                         args.batch_size)
+        except Exception as err:  # an OOM in one case should not hide the others
+            r = {"profile": name, "error": f"{type(err).__name__}: {str(err)[:200]}"}
+            gc.collect()
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        r["wall_s"] = round(time.perf_counter() - started, 1)
+        results.append(r)
+        print(line(r), flush=True)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            json.dump({"hardware": report, "results": results}, fh, indent=2)
+            fh.write("\n")
     return 0
 
 

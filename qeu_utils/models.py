@@ -90,13 +90,34 @@ def default_device() -> str:
     return "cpu"
 
 
+def native_bf16(device: str | int = "cuda") -> bool:
+    """Whether the GPU computes in bf16 natively: compute capability ≥ 8.0 (Ampere and newer).
+
+    ``torch.cuda.is_bf16_supported()`` also says yes on a T4 (7.5), where bf16 is emulated —
+    many times slower than fp16 — so the capability decides."""
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+
+
 def default_dtype(device: str):
-    """bf16 where the GPU supports it, fp16 on other GPUs, fp32 on CPU (fast and exact there)."""
+    """The one precision rule: bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on CPU
+    and elsewhere (fast and exact there). Training uses it too (``train._precision``)."""
     import torch
 
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     return torch.float32
+
+
+def precision_name(dtype) -> str:
+    """``torch.bfloat16`` → ``"bf16"`` (the names configs and Trainer flags use)."""
+    import torch
+
+    names = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+    if dtype not in names:
+        raise ValueError(f"no precision name for {dtype}; expected one of {list(names)}")
+    return names[dtype]
 
 
 def resolve_model(name_or_path: str) -> str:

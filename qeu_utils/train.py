@@ -1,13 +1,17 @@
 """Serial LoRA fine-tuning: stage 1 (initialization data) → stage 2 (revised Dolly) → stage 3
-(your data), driven by a config (``configs/stage*.yaml``) and built on TRL's ``SFTTrainer``.
+(your data), driven by a config (the packaged ``stage1``/``stage2``/``stage3`` or any YAML
+file) and built on TRL's ``SFTTrainer``.
 
 - Loss on the response only: records become TRL prompt-completion pairs (``prompting``).
 - The tokenizer's chat template for chat models, a Japanese Alpaca template otherwise.
 - Packing (padding-free) only where it is correct — FlashAttention on CUDA, where packed
   sequences cannot attend to each other; otherwise length-grouped batches padded per batch.
-- bf16/fp16 from the hardware, optional gradient checkpointing, optional QLoRA on CUDA.
-- Checkpoints every ``save_steps`` and at each epoch end; rerunning with the same output
-  directory resumes from the last checkpoint.
+- bf16/fp16 from the hardware (``models.default_dtype``, the one precision rule), optional
+  gradient checkpointing, optional QLoRA on CUDA; a memory/time estimate is printed first.
+- Checkpoints every ``save_steps`` and at each epoch end. Rerunning with the same output
+  directory resumes from the last checkpoint only when the run's settings are the same
+  (``run_config.json``); after a change the old run is moved aside with a notice naming what
+  changed, so a new learning rate never continues an old run.
 - Chaining: ``init_from`` a previous stage's output, ``chain: continue`` (keep training its
   adapter) or ``chain: merge`` (merge it into the base weights, then a fresh adapter).
   ``lineage.json`` records what a run stands on; ``load_trained`` rebuilds it.
@@ -59,12 +63,13 @@ CHAIN_MODES = ("continue", "merge")
 
 
 def load_config(path: str | os.PathLike | None, **overrides) -> dict:
-    """Defaults, then the YAML file, then the non-None ``overrides``; unknown keys are errors."""
+    """Defaults, then the config (a packaged name such as ``"stage1"`` or a YAML path), then
+    the non-None ``overrides``; unknown keys are errors."""
     config = json.loads(json.dumps(DEFAULTS))
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
+        from qeu_utils.sources import config_path
+
+        path = config_path(path)  # "stage1" → the packaged config; a path → that file
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping of settings")
@@ -124,14 +129,19 @@ def _device() -> str:
     return device
 
 
-def _precision(config: dict, device: str) -> str:
-    import torch
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
+
+def _precision(config: dict, device: str) -> str:
+    """``precision: auto`` → what ``models.default_dtype`` picks for ``device``."""
+    from qeu_utils.models import default_dtype, precision_name
+
+    if config["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {config['precision']!r}")
     if config["precision"] != "auto":
         return config["precision"]
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    return precision_name(default_dtype(device))
 
 
 def load_stack(base: str, merged_adapters: list[str], adapter: str | None, *, device: str,
@@ -170,6 +180,17 @@ def _starting_point(config: dict) -> dict:
                 "continue_from": parent_dir}
     return {"base_model": parent["base_model"],
             "merged_adapters": [*parent["merged_adapters"], parent_dir], "continue_from": None}
+
+
+def _checkpointing(config_class, enabled: bool) -> dict:
+    """transformers 5.x renamed ``gradient_checkpointing`` to ``activation_checkpointing``;
+    releases before the rename (e.g. 5.17) know only the old name."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_class)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else (
+        "gradient_checkpointing")
+    return {key: enabled}
 
 
 def build_trainer(config: dict, callbacks: list | None = None) -> dict:
@@ -218,7 +239,7 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
         lr_scheduler_type=config["lr_scheduler"],
         packing=bool(packing),
         train_sampling_strategy="random" if packing else "group_by_length",
-        activation_checkpointing=bool(config["gradient_checkpointing"]),
+        **_checkpointing(SFTConfig, bool(config["gradient_checkpointing"])),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device == "cpu",
@@ -240,30 +261,69 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
         model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
         peft_config=peft_config, callbacks=[_SaveAtEpochEnd(), *(callbacks or [])],
     )
+    print(_estimate_line(trainer, config, precision, device), flush=True)
     return {"trainer": trainer, "tokenizer": tokenizer, "template": template,
             "eval_records": eval_records, "start": start, "packing": bool(packing),
             "precision": precision}
 
 
+def _estimate_line(trainer, config: dict, precision: str, device: str) -> str:
+    """The estimator's memory and time for this stage, from the tokenized training data."""
+    import statistics
+
+    from qeu_utils import estimate as est
+    from qeu_utils.profiles import device_info
+
+    data = trainer.train_dataset
+    lengths = [len(ids) for ids in data["input_ids"]]
+    if not lengths:
+        return "estimate: no training records"
+    if "completion_mask" in data.column_names and _fast_loss_ok(trainer.model):
+        loss_fraction = max(sum(map(sum, data["completion_mask"])) / sum(lengths), 1e-3)
+    else:
+        loss_fraction = 1.0  # the model's own forward computes logits for every position
+    where = "cpu" if device == "cpu" else (device_info().get("name") or "") if device.startswith(
+        "cuda") else device
+    common = dict(batch_size=config["batch_size"], grad_accum=config["grad_accum"],
+                  precision=precision, lora_r=config["lora"]["r"],
+                  lora_targets=config["lora"]["target_modules"],
+                  gradient_checkpointing=bool(config["gradient_checkpointing"]),
+                  qlora=bool(config["qlora"]), loss_fraction=loss_fraction,
+                  n_params=sum(p.numel() for p in trainer.model.parameters()
+                               if not p.requires_grad))
+    try:
+        shape = est.shape_of(trainer.model)
+        longest = min(max(lengths), config["max_length"])
+        typical = min(round(statistics.fmean(lengths) * est.PAD_FACTOR), config["max_length"])
+        peak = est.estimate(shape, seq_len=longest, device=where, **common)
+        step = est.estimate(shape, seq_len=typical, device=where, **common)
+    except (ValueError, AttributeError) as err:  # an unknown GPU or an unusual architecture
+        return f"estimate: not available ({err})"
+    timing = est.stage_minutes(step, records=len(lengths), epochs=config["epochs"],
+                               max_steps=config["max_steps"])
+    step["peak_memory_gib"], step["memory_gib"] = peak["peak_memory_gib"], peak["memory_gib"]
+    return est.describe(step, timing)
+
+
 def train(config: dict, callbacks: list | None = None, prepared: dict | None = None) -> dict:
     """Run one stage; return a summary (also written to the output directory as summary.json).
-    Rerunning with the same ``output_dir`` resumes from its last checkpoint. ``prepared`` is
+    Rerunning with the same ``output_dir`` resumes from its last checkpoint when the settings
+    are the same; otherwise the old run is moved aside (``_prepare_output_dir``). ``prepared`` is
     ``build_trainer(config)``'s result when the caller already has it (notebooks look at the
     model and data before training)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     out = Path(config["output_dir"])
     stage = prepared or build_trainer(config, callbacks)
     trainer, tokenizer, template = stage["trainer"], stage["tokenizer"], stage["template"]
     eval_records = stage["eval_records"]
-    resume = get_last_checkpoint(str(out)) if out.is_dir() else None
-    out.mkdir(parents=True, exist_ok=True)
+    resume, same_evaluation = _prepare_output_dir(config)
     before = None
-    if config["evaluate"] and eval_records and resume is None:
-        before = _evaluate(trainer.model, tokenizer, eval_records, template, config)
-        atomic_write_json(out / "evaluation_before.json", before)
-    elif config["evaluate"] and eval_records and (out / "evaluation_before.json").is_file():
-        before = json.loads((out / "evaluation_before.json").read_text(encoding="utf-8"))
+    before_file = out / "evaluation_before.json"
+    if config["evaluate"] and eval_records:
+        if resume and same_evaluation and before_file.is_file():
+            before = json.loads(before_file.read_text(encoding="utf-8"))
+        else:  # the model has not loaded the checkpoint yet: this is still the start point
+            before = _evaluate(trainer.model, tokenizer, eval_records, template, config)
+            atomic_write_json(before_file, before)
 
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))
@@ -294,17 +354,151 @@ def train(config: dict, callbacks: list | None = None, prepared: dict | None = N
     return summary
 
 
+# Architectures whose causal-LM forward is exactly ``lm_head(decoder(x))`` then the plain
+# token cross-entropy (checked in transformers' modeling_<type>.py), so the LM head may be
+# applied to the labelled positions only. Others post-process logits — Gemma-2/3 soft-cap
+# them, Cohere multiplies by logit_scale, Granite divides by logits_scaling — and go through
+# the model's own forward.
+FAST_LOSS_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "olmo2")
+LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling",
+                        "output_logit_scale", "logit_softcapping")
+
+
+def _fast_loss_ok(model) -> bool:
+    """Whether the completion-only fast path computes the same loss as ``model(**batch)``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = base.config
+    if config.model_type not in FAST_LOSS_MODEL_TYPES:
+        return False
+    # A config may carry such a setting even for an allowed type (a fine-tune's edited config).
+    for name in LOGIT_POSTPROCESSING:
+        value = getattr(config, name, None)
+        if value is not None and value != 1:
+            return False
+    return callable(getattr(base, "get_decoder", None)) and base.get_output_embeddings() is not None
+
+
+# Settings that do not change the trained weights: a run that differs only in these resumes.
+RESULT_NEUTRAL = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "evaluate",
+                  "eval_dataset", "eval_limit", "probe_max_new_tokens", "merge")
+# Settings (and data) the saved evaluation_before.json depends on besides the training ones.
+EVALUATION_KEYS = ("eval_dataset", "eval_limit", "probe_max_new_tokens", "eval_sha256")
+RUN_CONFIG = "run_config.json"
+
+
+def run_record(config: dict) -> dict:
+    """The resolved settings of a run as saved in ``run_config.json``: the config with the
+    LoRA settings flattened (``lora.r``) plus SHA-256 digests of its train and eval files and
+    of the parent stage's adapter, so a rebuilt dataset or a retrained stage 1 at the same
+    path counts as a change."""
+    record = {k: v for k, v in json.loads(json.dumps(config)).items() if k != "lora"}
+    record.update({f"lora.{k}": v for k, v in config["lora"].items()})
+    train_file, eval_file = _data_files(config)
+    record["dataset_sha256"] = _digest(train_file)
+    record["eval_sha256"] = _digest(eval_file)
+    if config["init_from"]:  # a retrained parent stage is a different starting point
+        record["init_sha256"] = _digest(Path(config["init_from"]) / "adapter_model.safetensors")
+    return record
+
+
+def config_changes(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """``(key, old, new)`` for the settings that change the trained result."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESULT_NEUTRAL or key in EVALUATION_KEYS:
+            continue
+        if key.endswith("_sha256") and key not in old:  # a run saved before digests existed
+            continue
+        if old.get(key) != new.get(key):
+            changes.append((key, old.get(key), new.get(key)))
+    return changes
+
+
+def _prepare_output_dir(config: dict) -> tuple[str | None, bool]:
+    """Decide what a rerun into an existing ``output_dir`` does: resume when the recorded
+    settings match, otherwise move the old run to ``<output_dir>.old-<time>`` with a notice.
+    Records this run's settings; returns (checkpoint to resume or None, whether the old
+    evaluation_before.json was made with the same evaluation settings)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(config["output_dir"])
+    record = run_record(config)
+    old = _recorded_settings(out) if out.is_dir() else None
+    checkpoint = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if old is not None:
+        changes = config_changes(old, record)
+        if changes:
+            what = ", ".join(f"{k} {o!r} → {n!r}" for k, o, n in changes)
+            _move_aside(out, f"its settings differ from this run's ({what})")
+            old = checkpoint = None
+    elif checkpoint is not None:
+        _move_aside(out, f"it has checkpoints but no {RUN_CONFIG} to check its settings against")
+        checkpoint = None
+    same_evaluation = old is not None and all(old.get(k) == record.get(k)
+                                              for k in EVALUATION_KEYS)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / RUN_CONFIG, record)
+    return checkpoint, same_evaluation
+
+
+def _recorded_settings(out: Path) -> dict | None:
+    if (out / RUN_CONFIG).is_file():
+        return json.loads((out / RUN_CONFIG).read_text(encoding="utf-8"))
+    if (out / "config.yaml").is_file():  # a run from before run_config.json: no digests
+        old = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")) or {}
+        lora = old.pop("lora", None) or {}
+        old.update({f"lora.{k}": v for k, v in lora.items()})
+        return old
+    return None
+
+
+def _move_aside(out: Path, why: str) -> Path:
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = out.with_name(f"{out.name}.old-{stamp}")
+    n = 1
+    while target.exists():
+        target, n = out.with_name(f"{out.name}.old-{stamp}-{n}"), n + 1
+    out.rename(target)
+    print(f"{out}: not resuming the run there — {why}. Moved it to {target}; starting afresh.",
+          flush=True)
+    return target
+
+
+def _data_files(config: dict) -> tuple[Path, Path | None]:
+    """The train and eval files ``load_records`` reads for this config."""
+    path = Path(config["dataset"])
+    if path.is_dir():
+        default_eval = path / "eval.jsonl"
+        eval_file = config["eval_dataset"] or (default_eval if default_eval.is_file() else None)
+        return path / "train.jsonl", Path(eval_file) if eval_file else None
+    return path, Path(config["eval_dataset"]) if config["eval_dataset"] else None
+
+
+def _digest(path: Path | None) -> str | None:
+    import hashlib
+
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _completion_only_trainer():
     """``SFTTrainer`` whose loss applies the LM head only where a label is set.
 
     The prompt carries no loss, so its logits are never needed; with a vocabulary of 49k–150k
     the LM head and its logits are a large part of a step's time and memory. The loss is the
-    same token-level cross-entropy the model's own loss computes (tested)."""
+    same token-level cross-entropy the model's own loss computes (tested) — for the
+    architectures in ``FAST_LOSS_MODEL_TYPES``; any other model uses its own forward."""
     import torch.nn.functional as F
     from trl import SFTTrainer
 
     class CompletionOnlySFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not _fast_loss_ok(model):
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
             base = model.get_base_model() if hasattr(model, "get_base_model") else model
             labels = inputs["labels"]
             body_inputs = {k: v for k, v in inputs.items()

