@@ -157,7 +157,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from qeu_utils.chat import load_stage, reply, repl
+    from qeu_utils.chat import load_stage, repl, reply
 
     model, tokenizer, label = load_stage(args.run, args.stage)
     if args.prompt is not None:

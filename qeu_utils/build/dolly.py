@@ -302,10 +302,11 @@ def revise(
         return kept.remove_columns("_reason")
 
     text_fields = ("instruction", "input", "output")
-    after = dataset.map(normalize, **kw)
+    after = dataset.map(normalize, desc="1/6 normalize", **kw)
     changed("normalize", dataset, after, text_fields)
-    ds = dropped("drop_broken", after.map(broken_reasons, **kw))
-    ds = dropped("drop_trivia", ds.map(trivia_reasons, fn_kwargs={"topics": trivia_topics}, **kw))
+    ds = dropped("drop_broken", after.map(broken_reasons, desc="2/6 find broken records", **kw))
+    ds = dropped("drop_trivia", ds.map(trivia_reasons, fn_kwargs={"topics": trivia_topics},
+                                       desc="3/6 find low-value trivia", **kw))
 
     seen: set[str] = set()
     keep, duplicates = [], []
@@ -317,11 +318,13 @@ def revise(
                                 for i in duplicates[:EXAMPLES_PER_STEP]]})
     ds = ds.select(keep)
 
-    after = ds.map(annotate_katakana, **kw)
+    # The slow step (a UniDic parse of every text): its bar shows it is moving.
+    after = ds.map(annotate_katakana, desc="5/6 annotate katakana", **kw)
     changed("annotate_katakana", ds, after, text_fields)
     ds = after
     if style != "keep":
-        after = ds.map(normalize_style, fn_kwargs={"style": style}, **kw)
+        after = ds.map(normalize_style, fn_kwargs={"style": style},
+                       desc=f"6/6 convert to {style}", **kw)
         changed(f"normalize_style ({style})", ds, after, ("output",))
         ds = after
     return ds, report
