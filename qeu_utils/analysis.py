@@ -12,9 +12,13 @@ The question of the QEU project — "日本語のベクトル＝中国語のベ�
 - :func:`logit_lens`: what each layer would answer (:func:`next_token_distributions`), the
   probability of the expected answer's first token and the probability mass on English,
   Chinese and Japanese tokens (:func:`token_languages`).
+- Per item rather than averaged (for paired statistics over items): :func:`alignment_items`,
+  :func:`style_linkage_items`, :func:`answer_probabilities`.
 - Items from the project's real sources: :func:`kanji_items`, :func:`country_items`,
   :func:`loanword_items`, :func:`sentence_items`; :func:`chat_prompt` wraps an instruction in
-  the tokenizer's chat template.
+  the tokenizer's chat template. Items a model was trained on are told apart from the rest
+  with :func:`kanji_forms_in` and :func:`split_seen`: a model that has seen 鉄 → 铁 in training
+  proves nothing about recognition when it aligns them.
 - Plots: :func:`plot_layer_curves`, :func:`plot_projection`, :func:`plot_similarity_heatmap`,
   :func:`plot_logit_lens` — each writes a PNG with a font that renders Japanese, Traditional and
   Simplified Chinese.
@@ -38,7 +42,10 @@ __all__ = [
     "pooled_states",
     "sentence_states",
     "alignment",
+    "alignment_items",
     "style_linkage",
+    "style_linkage_items",
+    "answer_probabilities",
     "token_languages",
     "next_token_distributions",
     "logit_lens",
@@ -47,6 +54,8 @@ __all__ = [
     "country_items",
     "loanword_items",
     "sentence_items",
+    "kanji_forms_in",
+    "split_seen",
     "plot_layer_curves",
     "plot_projection",
     "plot_similarity_heatmap",
@@ -109,8 +118,19 @@ def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tup
     return [[sink, *x] for x in ids], [[(0, 0), *x] for x in offsets], 1
 
 
+def _progress(iterable, progress, total: int | None = None):
+    """``iterable`` with a tqdm bar when ``progress`` is true (a string is the bar's label);
+    long analyses run in the background, and their logs should say where they are."""
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=progress if isinstance(progress, str) else None,
+                mininterval=5)
+
+
 def _pooled(model, tokenizer, ids: list[list[int]], weights: list[list[float]],
-            batch_size: int) -> torch.Tensor:
+            batch_size: int, progress=False) -> torch.Tensor:
     """Weighted mean of every layer's hidden states: ``[layers + 1, n, hidden]``, float32, CPU.
 
     Sequences are batched by length (less padding, same results) and right-padded; with a
@@ -126,7 +146,8 @@ def _pooled(model, tokenizer, ids: list[list[int]], weights: list[list[float]],
     out: torch.Tensor | None = None
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
+        starts = range(0, len(order), batch_size)
+        for start in _progress(starts, progress, len(starts)):
             batch = order[start:start + batch_size]
             width = max(len(ids[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -149,7 +170,7 @@ def _pooled(model, tokenizer, ids: list[list[int]], weights: list[list[float]],
 
 
 def pooled_states(model, tokenizer, items: list[str], *, context: str = "「{x}」",
-                  batch_size: int = 32) -> torch.Tensor:
+                  batch_size: int = 32, progress=False) -> torch.Tensor:
     """Every layer's hidden state of each item, read inside ``context``.
 
     Each item is put into ``context`` (``{x}`` marks its place; the brackets make a kanji read
@@ -158,7 +179,8 @@ def pooled_states(model, tokenizer, items: list[str], *, context: str = "「{x}�
     into several tokens, and a token shared with the context still carries the item. The text
     is encoded without special tokens except a leading BOS (EOS when there is none), which is
     never pooled (see :func:`_sink_id`).
-    Returns ``[n_layers + 1, len(items), hidden]``, float32 on CPU.
+    Returns ``[n_layers + 1, len(items), hidden]``, float32 on CPU. ``progress``: show a bar
+    (a string labels it).
     """
     if "{x}" not in context:
         raise ValueError(f"context {context!r} has no '{{x}}' placeholder for the item")
@@ -172,11 +194,11 @@ def pooled_states(model, tokenizer, items: list[str], *, context: str = "「{x}�
         if not any(w):
             raise ValueError(f"item {item!r} covers no token in {prefix + item + suffix!r}")
         weights.append(w)
-    return _pooled(model, tokenizer, ids, weights, batch_size)
+    return _pooled(model, tokenizer, ids, weights, batch_size, progress)
 
 
 def sentence_states(model, tokenizer, sentences: list[str], *,
-                    batch_size: int = 32) -> torch.Tensor:
+                    batch_size: int = 32, progress=False) -> torch.Tensor:
     """Every layer's hidden state of each sentence, the mean over all of its tokens, read after
     a BOS/EOS token that is not pooled (see :func:`_sink_id`: without it the first token's
     outsized activations make every sentence look alike, cosine ~0.998).
@@ -186,7 +208,7 @@ def sentence_states(model, tokenizer, sentences: list[str], *,
     for sentence, w in zip(sentences, weights, strict=True):
         if not any(w):
             raise ValueError(f"sentence {sentence!r} encodes to no tokens")
-    return _pooled(model, tokenizer, ids, weights, batch_size)
+    return _pooled(model, tokenizer, ids, weights, batch_size, progress)
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -234,6 +256,28 @@ def alignment(a, b, *, n_boot: int = 1000, seed: int = 0, center: bool = False) 
     ``center=True`` measures cosines after removing the mean of all rows of ``a`` and ``b``
     (per layer), which spreads out the crowded raw cosines of anisotropic hidden states.
     """
+    items = alignment_items(a, b, center=center)
+    gap, rank, matched, others = items["gap"], items["rank"], items["matched"], items["others"]
+    n = gap.shape[1]
+    lo, hi = _ci(gap, n_boot, seed)
+    rows = []
+    for layer in range(gap.shape[0]):
+        rows.append({
+            "layer": layer, "n": n, "matched": float(matched[layer].mean()),
+            "random": float(others[layer].mean()), "gap": float(gap[layer].mean()),
+            "gap_lo": float(lo[layer]), "gap_hi": float(hi[layer]),
+            "top1": float((rank[layer] == 1).mean()),
+            "top10": float((rank[layer] <= 10).mean()),
+            "mrr": float((1.0 / rank[layer]).mean()),
+        })
+    return rows
+
+
+def alignment_items(a, b, *, center: bool = False) -> dict[str, np.ndarray]:
+    """:func:`alignment` per item, ``[layers, n]`` arrays: ``matched`` (cosine of ``a[i]`` and
+    ``b[i]``), ``others`` (mean cosine of ``a[i]`` with every other row of ``b``), ``gap`` (their
+    difference) and ``rank`` (1 = ``b[i]`` is the nearest row of ``b`` to ``a[i]``; ties count
+    in the item's favour). Per-item values are what a paired comparison of two models needs."""
     if _layers(a).shape != _layers(b).shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(_layers(a).shape)} and "
                          f"{tuple(_layers(b).shape)}")
@@ -245,18 +289,7 @@ def alignment(a, b, *, n_boot: int = 1000, seed: int = 0, center: bool = False) 
     diag = np.diagonal(sim, axis1=1, axis2=2)  # [L, n]
     others = (sim.sum(axis=2) - diag) / (n - 1)  # each row's mean non-matching cosine
     rank = 1 + (sim > diag[:, :, None]).sum(axis=2)
-    lo, hi = _ci(diag - others, n_boot, seed)
-    rows = []
-    for layer in range(sim.shape[0]):
-        matched, rand = float(diag[layer].mean()), float(others[layer].mean())
-        rows.append({
-            "layer": layer, "n": n, "matched": matched, "random": rand,
-            "gap": matched - rand, "gap_lo": float(lo[layer]), "gap_hi": float(hi[layer]),
-            "top1": float((rank[layer] == 1).mean()),
-            "top10": float((rank[layer] <= 10).mean()),
-            "mrr": float((1.0 / rank[layer]).mean()),
-        })
-    return rows
+    return {"matched": diag.copy(), "others": others, "gap": diag - others, "rank": rank}
 
 
 def style_linkage(plain, polite, zh, en, *, n_boot: int = 1000, seed: int = 0,
@@ -268,6 +301,25 @@ def style_linkage(plain, polite, zh, en, *, n_boot: int = 1000, seed: int = 0,
     (``_lo``, ``_hi``). Positive means the link holds. The four mean cosines come along.
     ``center`` as in :func:`alignment` (the mean of all four inputs' rows).
     """
+    items = style_linkage_items(plain, polite, zh, en, center=center)
+    gaps = {key: items[key] for key in ("plain_zh_gap", "polite_en_gap")}
+    cis = {key: _ci(values, n_boot, seed) for key, values in gaps.items()}
+    rows = []
+    for layer in range(gaps["plain_zh_gap"].shape[0]):
+        row = {"layer": layer, "n": gaps["plain_zh_gap"].shape[1]}
+        for key, values in gaps.items():
+            row[key] = float(values[layer].mean())
+            row[f"{key}_lo"] = float(cis[key][0][layer])
+            row[f"{key}_hi"] = float(cis[key][1][layer])
+        row.update({f"cos_{k}": float(items[f"cos_{k}"][layer].mean())
+                    for k in ("plain_zh", "polite_zh", "polite_en", "plain_en")})
+        rows.append(row)
+    return rows
+
+
+def style_linkage_items(plain, polite, zh, en, *, center: bool = False) -> dict[str, np.ndarray]:
+    """:func:`style_linkage` per sentence: ``[layers, n]`` arrays ``plain_zh_gap``,
+    ``polite_en_gap`` and the four cosines ``cos_plain_zh`` … ``cos_plain_en``."""
     shapes = {tuple(_layers(x).shape) for x in (plain, polite, zh, en)}
     if len(shapes) != 1:
         raise ValueError(f"plain, polite, zh and en must have the same shape, got {shapes}")
@@ -278,19 +330,10 @@ def style_linkage(plain, polite, zh, en, *, n_boot: int = 1000, seed: int = 0,
 
     pairs = {"plain_zh": cos(plain, zh), "polite_zh": cos(polite, zh),
              "polite_en": cos(polite, en), "plain_en": cos(plain, en)}
-    gaps = {"plain_zh_gap": pairs["plain_zh"] - pairs["polite_zh"],
-            "polite_en_gap": pairs["polite_en"] - pairs["plain_en"]}
-    cis = {key: _ci(values, n_boot, seed) for key, values in gaps.items()}
-    rows = []
-    for layer in range(plain.shape[0]):
-        row = {"layer": layer, "n": plain.shape[1]}
-        for key, values in gaps.items():
-            row[key] = float(values[layer].mean())
-            row[f"{key}_lo"] = float(cis[key][0][layer])
-            row[f"{key}_hi"] = float(cis[key][1][layer])
-        row.update({f"cos_{k}": float(v[layer].mean()) for k, v in pairs.items()})
-        rows.append(row)
-    return rows
+    result = {f"cos_{k}": v for k, v in pairs.items()}
+    result["plain_zh_gap"] = pairs["plain_zh"] - pairs["polite_zh"]
+    result["polite_en_gap"] = pairs["polite_en"] - pairs["plain_en"]
+    return result
 
 
 # --- logit lens --------------------------------------------------------------------------
@@ -382,7 +425,7 @@ def next_token_distributions(model, tokenizer, prompts: list[str]) -> torch.Tens
 
 
 def logit_lens(model, tokenizer, prompts: list[str], answers: list[str], *,
-               batch_size: int = 8) -> dict:
+               batch_size: int = 8, progress=False) -> dict:
     """What each layer would say next, averaged over prompts (see
     :func:`next_token_distributions`).
 
@@ -393,19 +436,12 @@ def logit_lens(model, tokenizer, prompts: list[str], answers: list[str], *,
     each language's tokens, see :func:`token_languages`); ``top_tokens`` is each layer's most
     likely token for the first prompt.
     """
-    if len(prompts) != len(answers) or not prompts:
-        raise ValueError(f"need as many answers as prompts (>0), got {len(prompts)} prompts "
-                         f"and {len(answers)} answers")
-    answer_ids = []
-    for answer in answers:
-        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise ValueError(f"answer {answer!r} encodes to no tokens")
-        answer_ids.append(ids[0])
+    answer_ids = _first_tokens(tokenizer, prompts, answers)
     langs = token_languages(tokenizer)
     sums: dict[str, torch.Tensor] = {}
     top_tokens: list[str] = []
-    for start in range(0, len(prompts), batch_size):
+    starts = range(0, len(prompts), batch_size)
+    for start in _progress(starts, progress, len(starts)):
         probs = next_token_distributions(model, tokenizer, prompts[start:start + batch_size])
         rows = torch.arange(probs.shape[1])
         expected = torch.tensor(answer_ids[start:start + probs.shape[1]])
@@ -420,6 +456,34 @@ def logit_lens(model, tokenizer, prompts: list[str], answers: list[str], *,
     result.update({key: (value / len(prompts)).tolist() for key, value in sums.items()})
     result["top_tokens"] = top_tokens
     return result
+
+
+def _first_tokens(tokenizer, prompts: list[str], answers: list[str]) -> list[int]:
+    if len(prompts) != len(answers) or not prompts:
+        raise ValueError(f"need as many answers as prompts (>0), got {len(prompts)} prompts "
+                         f"and {len(answers)} answers")
+    answer_ids = []
+    for answer in answers:
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"answer {answer!r} encodes to no tokens")
+        answer_ids.append(ids[0])
+    return answer_ids
+
+
+def answer_probabilities(model, tokenizer, prompts: list[str], answers: list[str], *,
+                         batch_size: int = 8, progress=False) -> np.ndarray:
+    """The logit lens's ``answer_prob`` per prompt: ``[n_layers + 1, len(prompts)]``, the
+    probability each layer gives the first token of each expected answer."""
+    answer_ids = _first_tokens(tokenizer, prompts, answers)
+    columns = []
+    starts = range(0, len(prompts), batch_size)
+    for start in _progress(starts, progress, len(starts)):
+        probs = next_token_distributions(model, tokenizer, prompts[start:start + batch_size])
+        rows = torch.arange(probs.shape[1])
+        expected = torch.tensor(answer_ids[start:start + probs.shape[1]])
+        columns.append(probs[:, rows, expected].double().numpy())
+    return np.concatenate(columns, axis=1)
 
 
 def _fit(mask: torch.Tensor, size: int) -> torch.Tensor:
@@ -450,18 +514,24 @@ def _sample(rows: list, n: int | None, seed: int) -> list:
     return [rows[i] for i in keep]
 
 
-def kanji_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, str]]:
-    """``(japanese, simplified, traditional)`` for Jōyō kanji whose three forms are all
-    different (鉄 铁 鐵) and whose Traditional form is not ambiguous, in code point order.
-    Characters written alike in two scripts are left out: identical strings would be trivially
-    identical vectors."""
+def kanji_items(n: int | None = None, seed: int = 0, *,
+                differ: str = "all") -> list[tuple[str, str, str]]:
+    """``(japanese, simplified, traditional)`` for Jōyō kanji whose Traditional form is not
+    ambiguous, in code point order: with ``differ="all"`` those whose three forms are all
+    different (鉄 铁 鐵), with ``differ="hans"`` every one whose Japanese and Simplified forms
+    differ (国 国 國 is out, 説 说 說 in). Characters written alike are left out: identical
+    strings would be trivially identical vectors."""
     from qeu_utils.kanji import joyo_kanji, variants
 
+    if differ not in ("all", "hans"):
+        raise ValueError(f"differ must be 'all' or 'hans', got {differ!r}")
     rows = []
     for char in joyo_kanji():
         v = variants(char)
-        if not v.ambiguous and len({v.japanese, v.simplified, v.traditional}) == 3:
-            rows.append((v.japanese, v.simplified, v.traditional))
+        forms = (v.japanese, v.simplified, v.traditional)
+        keep = len(set(forms)) == 3 if differ == "all" else v.japanese != v.simplified
+        if not v.ambiguous and keep:
+            rows.append(forms)
     return _sample(rows, n, seed)
 
 
@@ -487,6 +557,38 @@ def sentence_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, 
 
     rows = [(r["plain"], r["polite"], r["zh"], r["en"]) for r in read_trilingual()]
     return _sample(rows, n, seed)
+
+
+_QUOTED = re.compile("「([^「」]+)」")
+# The note an ambiguous kanji answer ends with (qeu_utils.build.kanji.SEVERAL); its own
+# characters (意, 味, 字, 異) are not forms of the kanji asked about.
+_SEVERAL_NOTE = re.compile("（[^（）]*）")
+
+
+def kanji_forms_in(records) -> set[str]:
+    """Every kanji form a set of records asks about or answers in its ``kanji`` category: the
+    quoted 「x」 or the ``input`` of the question and each form of the answer
+    (``辨・辯・瓣・弁（…）`` gives four). Words of the instructions do not count; kanji inside
+    sentences of other categories do not either (they are text, not the item taught)."""
+    forms: set[str] = set()
+    for record in records:
+        if record["category"] != "kanji":
+            continue
+        forms.update(_QUOTED.findall(record["instruction"]))
+        if record["input"]:
+            forms.add(record["input"])
+        answer = _SEVERAL_NOTE.sub("", record["output"])
+        forms.update(f for f in answer.split("・") if f)
+    return forms
+
+
+def split_seen(items: list[tuple], seen: set[str]) -> tuple[list[tuple], list[tuple]]:
+    """``(seen_items, unseen_items)``: an item (a tuple of forms, e.g. from
+    :func:`kanji_items`) is seen when any of its forms is in ``seen``; order is kept, and no
+    item is on both sides."""
+    seen_items = [item for item in items if any(form in seen for form in item)]
+    unseen_items = [item for item in items if not any(form in seen for form in item)]
+    return seen_items, unseen_items
 
 
 # --- plots -------------------------------------------------------------------------------

@@ -3,13 +3,17 @@ stages, written as ``metrics.json``, ``report.md`` and pictures.
 
 For every model (the base, then each adapter or stage directory): kanji, country-name and
 loanword alignment per layer, the style ⇄ language linkage of the trilingual sentences, and a
-logit lens on translation prompts (``qeu_utils.analysis``). Cosines are taken after removing
+logit lens on translation prompts (``qeu_utils.analysis``). Kanji the stages were trained on
+(read from each stage's ``lineage.json`` dataset) are also measured apart from the rest: a
+trained pair aligning says little about recognition, an untrained one does.
+Cosines are taken after removing
 each layer's mean vector (``center=True``): raw hidden states of these models share one large
 direction, which pushes every cosine towards 1 and hides the differences.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from qeu_utils.atomic import atomic_write_json, atomic_write_text
@@ -27,14 +31,38 @@ def load_variant(model: str, adapter: str | None):
     return load_model(model, adapter=adapter)
 
 
+def seen_forms(adapters: list[str]) -> set[str]:
+    """Kanji forms taught by the training data of these stage directories (their
+    ``lineage.json`` dataset: a build directory's ``train.jsonl`` or a JSONL file); empty when
+    none is a qeu_utils run or its data is gone."""
+    from qeu_utils.analysis import kanji_forms_in
+    from qeu_utils.records import read_jsonl
+
+    forms: set[str] = set()
+    for adapter in adapters:
+        lineage = Path(adapter) / "lineage.json"
+        if not lineage.is_file():
+            continue
+        dataset = Path(json.loads(lineage.read_text(encoding="utf-8")).get("dataset") or "")
+        path = dataset / "train.jsonl" if dataset.is_dir() else dataset
+        if path.is_file():
+            forms |= kanji_forms_in(read_jsonl(path))
+    return forms
+
+
 def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: int | None = 200,
-                  n_lens: int = 50, seed: int = 0) -> tuple[dict, dict]:
+                  n_lens: int = 50, seed: int = 0, seen: set[str] | None = None,
+                  progress=False) -> tuple[dict, dict]:
     """All measurements of one model: ``(metrics, states)``; ``states`` keeps the kanji
-    vectors for the pictures."""
+    vectors for the pictures. With ``seen`` (kanji forms the model was trained on), the kanji
+    alignment is also given for the seen and the unseen kanji apart (``kanji_ja_hans_seen``,
+    ``kanji_ja_hans_unseen``; each needs at least 2 items)."""
     from qeu_utils import analysis as an
 
     kanji = an.kanji_items(n_kanji, seed)
-    ja, hans, hant = (an.pooled_states(model, tokenizer, [k[i] for k in kanji]) for i in range(3))
+    ja, hans, hant = (an.pooled_states(model, tokenizer, [k[i] for k in kanji],
+                                       progress=progress and f"kanji {i + 1}/3")
+                      for i in range(3))
     countries = an.country_items()
     c_ja, c_hans, c_en = (an.pooled_states(model, tokenizer, [c[i] for c in countries])
                           for i in (0, 1, 3))
@@ -63,6 +91,15 @@ def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: i
         "items": {"kanji": len(kanji), "countries": len(countries), "loanwords": len(words),
                   "sentences": len(sentences), "logit_lens_prompts": len(lens_kanji)},
     }
+    if seen:
+        import torch
+
+        for part, rows in zip(("seen", "unseen"), an.split_seen(kanji, seen), strict=True):
+            metrics["items"][f"kanji_{part}"] = len(rows)
+            if len(rows) >= 2:
+                index = torch.tensor([kanji.index(k) for k in rows])
+                metrics[f"kanji_ja_hans_{part}"] = an.alignment(ja[:, index], hans[:, index],
+                                                                center=True)
     return metrics, {"kanji": kanji, "ja": ja, "hans": hans, "hant": hant}
 
 
@@ -91,6 +128,10 @@ def headline(metrics: dict) -> dict:
         "lens_answer_prob_last": lens["answer_prob"][-1], "lens_answer_peak_layer": peak,
         "lens_mass_en_last": lens["mass_en"][-1], "lens_mass_zh_last": lens["mass_zh"][-1],
         "lens_mass_ja_last": lens["mass_ja"][-1],
+        # Seen / unseen kanji at the layer where all kanji align best (None: not measured).
+        **{f"kanji_gap_{part}": (metrics[f"kanji_ja_hans_{part}"][kanji["layer"]]["gap"]
+                                 if f"kanji_ja_hans_{part}" in metrics else None)
+           for part in ("seen", "unseen")},
     }
 
 
@@ -105,10 +146,15 @@ def analyze(model: str, adapters: list[str], out_dir: str | Path, *, labels: lis
     if len(labels) != len(adapters) + 1:
         raise ValueError(f"{len(labels)} labels for {len(adapters) + 1} models (base + adapters)")
     results, pictures = {}, {}
-    for label, adapter in zip(labels, [None, *adapters], strict=True):
+    seen = seen_forms(adapters)
+    from tqdm.auto import tqdm
+
+    for label, adapter in tqdm(list(zip(labels, [None, *adapters], strict=True)),
+                               desc="models"):
         lm, tokenizer = load_variant(model, adapter)
         results[label], pictures[label] = analyze_model(
-            lm, tokenizer, n_kanji=n_kanji, n_sentences=n_sentences, n_lens=n_lens, seed=seed)
+            lm, tokenizer, n_kanji=n_kanji, n_sentences=n_sentences, n_lens=n_lens, seed=seed,
+            seen=seen, progress=True)
         del lm
     summary = {label: headline(m) for label, m in results.items()}
     atomic_write_json(out / "metrics.json", {"model": model, "adapters": adapters,
@@ -153,6 +199,10 @@ def _pictures(results: dict, pictures: dict, out: Path) -> None:
             col_labels=[k[1] for k in kanji[:15]])
 
 
+def _maybe(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
 def _interval(h: dict, key: str) -> str:
     return f"{h[key]:+.4f} [{h[key + '_lo']:+.4f}, {h[key + '_hi']:+.4f}]"
 
@@ -164,6 +214,8 @@ def report(model: str, summary: dict) -> str:
         ("kanji best layer", lambda h: str(h["kanji_layer"])),
         ("kanji top-1 at that layer", lambda h: f"{h['kanji_top1']:.3f}"),
         ("kanji best top-1", lambda h: f"{h['kanji_best_top1']:.3f}"),
+        ("kanji ja⇄簡 gap, kanji seen in training", lambda h: _maybe(h.get("kanji_gap_seen"))),
+        ("kanji ja⇄簡 gap, kanji not seen", lambda h: _maybe(h.get("kanji_gap_unseen"))),
         ("kanji ja⇄繁 gap (best layer)", lambda h: f"{h['kanji_hant_gap']:+.4f}"),
         ("country ja⇄簡 gap", lambda h: f"{h['country_hans_gap']:+.4f}"),
         ("country ja⇄en gap", lambda h: f"{h['country_en_gap']:+.4f}"),

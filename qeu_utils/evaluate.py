@@ -32,6 +32,7 @@ __all__ = [
     "is_chinese",
     "is_english",
     "has_style",
+    "compliant",
     "probe",
     "evaluate",
     "compare",
@@ -80,6 +81,17 @@ def _batches(order: list[int], size: int):
         yield order[start:start + size]
 
 
+def _progress(iterable, progress, total: int):
+    """``iterable`` with a tqdm bar when ``progress`` is true (a string is its label): long
+    evaluations run in the background, and their logs should say where they are."""
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=progress if isinstance(progress, str) else None,
+                mininterval=5)
+
+
 def _add_special_tokens(template: str) -> bool:
     # As TRL tokenizes: a chat-rendered text already holds its special tokens; a plain
     # text prompt gets the tokenizer's usual ones (a BOS for Llama-style tokenizers).
@@ -107,11 +119,15 @@ def encode_for_loss(record: dict, tokenizer, template: str) -> tuple[list[int], 
     return ids, n
 
 
-def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_size: int = 8
-                 ) -> dict:
+def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_size: int = 8,
+                 per_record: bool = False, progress=False) -> dict:
     """Mean completion-only cross-entropy (nats per token), token-weighted, per category and
     overall: ``{"overall": {"loss", "perplexity", "tokens", "records"}, "by_category": {...}}``.
-    Prompt tokens and padding are masked with -100, exactly like training."""
+    Prompt tokens and padding are masked with -100, exactly like training.
+
+    ``per_record=True`` adds ``"per_record"``: ``[{"nll", "tokens"}, ...]`` in the records'
+    order (summed loss and supervised tokens of each record), what a paired comparison of two
+    models over the same records needs. ``progress``: a tqdm bar (a string labels it)."""
     import torch
     import torch.nn.functional as F
 
@@ -122,13 +138,15 @@ def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_siz
     sums: dict[str, float] = defaultdict(float)
     tokens: dict[str, int] = defaultdict(int)
     counts: dict[str, int] = defaultdict(int)
+    each: list[dict] = [{}] * len(records)
     # Longest first, so each batch holds sequences of similar length (less padding).
     order = sorted(range(len(records)), key=lambda i: -len(encoded[i][0]))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for batch in _batches(order, batch_size):
+            for batch in _progress(_batches(order, batch_size), progress,
+                                   -(-len(order) // batch_size)):
                 width = max(len(encoded[i][0]) for i in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -150,11 +168,15 @@ def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_siz
                     sums[category] += per_row[row]
                     tokens[category] += per_row_tokens[row]
                     counts[category] += 1
+                    each[i] = {"nll": per_row[row], "tokens": per_row_tokens[row]}
     finally:
         model.train(was_training)
     by_category = {c: _loss_entry(sums[c], tokens[c], counts[c]) for c in sorted(sums)}
     overall = _loss_entry(sum(sums.values()), sum(tokens.values()), len(records))
-    return {"overall": overall, "by_category": by_category}
+    result = {"overall": overall, "by_category": by_category}
+    if per_record:
+        result["per_record"] = each
+    return result
 
 
 def _loss_entry(total: float, tokens: int, records: int) -> dict:
@@ -167,10 +189,11 @@ def _loss_entry(total: float, tokens: int, records: int) -> dict:
 
 
 def generate_answers(model, tokenizer, records, *, template: str = "auto",
-                     max_new_tokens: int = 48, batch_size: int = 8) -> list[str]:
+                     max_new_tokens: int = 48, batch_size: int = 8, progress=False) -> list[str]:
     """Greedy answers, one string per record, in the records' order. Prompts are rendered as
-    in training, batched with LEFT padding; only the new tokens are decoded (special tokens
-    skipped, whitespace and a character cut off at ``max_new_tokens`` stripped)."""
+    in training, batched with LEFT padding (prompts of similar length together); only the new
+    tokens are decoded (special tokens skipped, whitespace and a character cut off at
+    ``max_new_tokens`` stripped). ``progress``: a tqdm bar (a string labels it)."""
     import torch
     from transformers import GenerationConfig
 
@@ -189,7 +212,8 @@ def generate_answers(model, tokenizer, records, *, template: str = "auto",
     model.eval()
     try:
         with torch.no_grad():
-            for batch in _batches(order, batch_size):
+            for batch in _progress(_batches(order, batch_size), progress,
+                                   -(-len(order) // batch_size)):
                 width = max(len(prompts[i]) for i in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -281,7 +305,12 @@ def has_style(text: str, style: str) -> bool:
     return detect_style(text).value == style
 
 
-def _compliant(record: dict, answer: str) -> bool:
+def compliant(record: dict, answer: str) -> bool:
+    """Whether ``answer`` is what a style task asks for: Chinese for ``plain_to_zh``, English
+    for ``polite_to_en``, the asked 常体/敬体 style for the Japanese outputs."""
+    if record["task"] not in COMPLIANCE_TASKS:
+        raise ValueError(f"task {record['task']!r} has no compliance rule; known: "
+                         f"{', '.join(COMPLIANCE_TASKS)}")
     kind = COMPLIANCE_TASKS[record["task"]]
     if kind == "chinese":
         return is_chinese(answer)
@@ -332,7 +361,7 @@ def probe(model, tokenizer, records, *, template: str = "auto", max_new_tokens: 
             matches["overall"].append(hit)
             sample["exact_match"] = hit
         if record["task"] in COMPLIANCE_TASKS:
-            ok = _compliant(record, answer)
+            ok = compliant(record, answer)
             compliance[record["task"]].append(ok)
             sample["compliant"] = ok
         samples.append(sample)

@@ -313,3 +313,68 @@ def test_every_plot_writes_a_png(tmp_path):
     with pytest.raises(ValueError, match="at most 20"):
         analysis.plot_similarity_heatmap(torch.randn(21, 4), torch.randn(21, 4), ["x"] * 21,
                                          tmp_path / "big.png", "too big")
+
+
+# --- per item, seen / unseen -------------------------------------------------------------
+
+
+def test_alignment_items_average_to_alignment():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 7, 5, generator=gen), torch.randn(3, 7, 5, generator=gen)
+    items = analysis.alignment_items(a, b, center=True)
+    rows = alignment(a, b, center=True, n_boot=50)
+    assert items["gap"].shape == items["rank"].shape == (3, 7)
+    for layer, row in enumerate(rows):
+        assert items["gap"][layer].mean() == pytest.approx(row["gap"])
+        assert (items["rank"][layer] == 1).mean() == pytest.approx(row["top1"])
+        assert (1 / items["rank"][layer]).mean() == pytest.approx(row["mrr"])
+
+
+def test_style_linkage_items_average_to_style_linkage():
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(2, 6, 4, generator=gen) for _ in range(4)]
+    items = analysis.style_linkage_items(*xs)
+    rows = style_linkage(*xs, n_boot=50)
+    for layer, row in enumerate(rows):
+        for key in ("plain_zh_gap", "polite_en_gap"):
+            assert items[key][layer].mean() == pytest.approx(row[key])
+
+
+def test_answer_probabilities_average_to_the_logit_lens(tiny):
+    model, tokenizer = tiny
+    prompts = [chat_prompt(tokenizer, f"「{c}」の簡体字は何ですか？") for c in "鉄説"]
+    probs = analysis.answer_probabilities(model, tokenizer, prompts, ["铁", "说"], batch_size=1)
+    lens = logit_lens(model, tokenizer, prompts, ["铁", "说"])
+    assert probs.shape == (lens["layers"], 2)
+    assert probs.mean(axis=1) == pytest.approx(lens["answer_prob"], abs=1e-6)
+
+
+def test_kanji_forms_in_takes_items_not_instruction_words():
+    from qeu_utils.records import make_record
+
+    records = [
+        make_record(category="kanji", task="ja_to_hans", instruction="「鉄」の簡体字は何ですか？",
+                    output="铁", lang="ja>zh-Hans", source="t"),
+        make_record(category="kanji", task="hans_to_ja", instruction="次の簡体字を日本の漢字に"
+                    "直してください。", input="发", output="発・髪（意味によって字が異なります）",
+                    lang="zh-Hans>ja", source="t"),
+        make_record(category="style", task="plain_to_zh", instruction="次の文を中国語に訳して。",
+                    input="駅へ行く。", output="去车站。", lang="ja>zh", style="plain",
+                    source="t"),
+    ]
+    assert analysis.kanji_forms_in(records) == {"鉄", "铁", "发", "発", "髪"}
+
+
+def test_split_seen_is_a_partition_in_order():
+    items = [("鉄", "铁", "鐵"), ("説", "说", "說"), ("駅", "站", "驛")]
+    seen, unseen = analysis.split_seen(items, {"说"})
+    assert seen == [items[1]] and unseen == [items[0], items[2]]
+
+
+def test_kanji_items_differ_in_hans_only_includes_more():
+    every = analysis.kanji_items(differ="hans")
+    three = analysis.kanji_items()
+    assert set(three) < set(every)
+    assert all(k[0] != k[1] for k in every)
+    with pytest.raises(ValueError, match="differ"):
+        analysis.kanji_items(differ="hant")

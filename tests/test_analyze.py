@@ -1,4 +1,4 @@
-"""The analyze command and the ablation, end to end on tiny-random."""
+"""The analyze command end to end on tiny-random, seen and unseen kanji apart."""
 
 import json
 
@@ -59,18 +59,21 @@ def test_headline_picks_the_best_layer_and_the_middle_style_layer():
             "(beyond the 95% intervals)") in text
 
 
-@pytest.mark.slow
-def test_ablation_runs_both_conditions_for_each_seed(stage1, tmp_path):
-    from qeu_utils.ablation import run_ablation
-    from qeu_utils.build.dolly import SAMPLE, build_dolly
+def test_seen_kanji_come_from_the_stages_lineage_and_are_measured_apart(stage1):
+    from qeu_utils.analysis import kanji_forms_in, kanji_items
+    from qeu_utils.analyze import analyze_model, seen_forms
+    from qeu_utils.models import load_model
+    from qeu_utils.records import read_jsonl
 
-    data, _ = stage1
-    build_dolly(SAMPLE, tmp_path / "dolly", parts=4)
-    results = run_ablation(
-        model="tiny-random", init_dir=data, dolly_train=tmp_path / "dolly" / "part-1-of-4.jsonl",
-        dolly_eval=tmp_path / "dolly" / "part-4-of-4.jsonl", out_dir=tmp_path / "abl",
-        seeds=(0, 1), stage1_steps=1, stage2_steps=1, n_kanji=8, max_new_tokens=4)
-    assert len(results["runs"]["with"]) == len(results["runs"]["without"]) == 2
-    metrics = {row["metric"] for row in results["table"]}
-    assert {"dolly_loss", "init_loss", "kanji_gap"} <= metrics
-    assert (tmp_path / "abl" / "ablation.md").read_text().startswith("Stage 2 with vs without")
+    data, out1 = stage1
+    taught = kanji_forms_in(read_jsonl(data / "train.jsonl"))
+    assert taught and seen_forms([str(out1), "not-a-run"]) == taught
+    kanji = kanji_items(8, 0)
+    model, tokenizer = load_model("tiny-random", device="cpu")
+    metrics, _ = analyze_model(model, tokenizer, n_kanji=8, n_sentences=4, n_lens=2,
+                               seen={k[0] for k in kanji[:3]})
+    assert metrics["items"]["kanji_seen"] == 3 and metrics["items"]["kanji_unseen"] == 5
+    assert metrics["kanji_ja_hans_seen"][0]["n"] == 3
+    assert metrics["kanji_ja_hans_unseen"][0]["n"] == 5
+    h = headline(metrics)
+    assert h["kanji_gap_seen"] is not None and h["kanji_gap_unseen"] is not None

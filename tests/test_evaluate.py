@@ -336,3 +336,32 @@ def test_invalid_record_error(tiny):
     broken = dict(RECORDS[0], output="")
     with pytest.raises(RecordError, match=r"records\[1\]: field 'output' is empty"):
         ev.heldout_loss(model, tokenizer, [RECORDS[1], broken])
+
+
+def test_heldout_loss_per_record_matches_each_record_alone(tiny):
+    model, tokenizer = tiny
+    result = ev.heldout_loss(model, tokenizer, RECORDS, batch_size=3, per_record=True)
+    rows = result["per_record"]
+    assert len(rows) == len(RECORDS)
+    assert sum(r["tokens"] for r in rows) == result["overall"]["tokens"]
+    for record, row in zip(RECORDS[:3], rows[:3], strict=True):
+        alone = ev.heldout_loss(model, tokenizer, [record])["overall"]
+        assert row["tokens"] == alone["tokens"]
+        assert row["nll"] / row["tokens"] == pytest.approx(alone["loss"], abs=1e-5)
+    assert "per_record" not in ev.heldout_loss(model, tokenizer, RECORDS[:1])
+
+
+def test_progress_bars_change_nothing_but_the_log(tiny, capsys):
+    model, tokenizer = tiny
+    quiet = ev.generate_answers(model, tokenizer, RECORDS[:3], max_new_tokens=3)
+    loud = ev.generate_answers(model, tokenizer, RECORDS[:3], max_new_tokens=3,
+                               progress="probes")
+    assert quiet == loud
+    assert "probes" in capsys.readouterr().err
+
+
+def test_compliant_is_public_and_refuses_tasks_without_a_rule():
+    zh = next(r for r in RECORDS if r["task"] == "plain_to_zh")
+    assert ev.compliant(zh, "我是学生。") and not ev.compliant(zh, "私は学生だ。")
+    with pytest.raises(ValueError, match="no compliance rule"):
+        ev.compliant(RECORDS[3] | {"task": "ja_to_hans"}, "铁")
