@@ -688,8 +688,14 @@ def _rounded(array) -> list:
 
 # metric → (better, part of the claim it speaks to, description)
 METRICS = {
-    "probe_exact": ("higher", "transfer", "exact match, all short-answer probes on unseen items"),
-    "probe_soft": ("higher", "transfer", "expected form in the first line, unseen items"),
+    "probe_exact": ("higher", "format", "exact match, all short-answer probes on unseen items"),
+    "probe_soft": ("higher", "format", "expected form in the first line, unseen items"),
+    "probe_exact_copy": ("higher", "format", "exact match where the answer is the asked form "
+                                             "itself (kanji written the same: 山 → 山)"),
+    "probe_exact_changed": ("higher", "transfer", "exact match where the answer differs from "
+                                                  "the asked form (鉄 → 铁, イタリア → Italy)"),
+    "probe_soft_changed": ("higher", "transfer", "expected form in the first line, answer "
+                                                 "differs from the asked form"),
     "style_compliance": ("higher", "transfer", "answer in the linked language/style, unseen "
                                                "sentences"),
     "dolly_loss": ("lower", "stage2", "held-out Dolly loss (part 4)"),
@@ -714,11 +720,20 @@ METRICS = {
                                                          "unseen kanji"),
 }
 CLAIMS = {
-    "transfer": "the format carries to items never trained on",
+    "format": "the answer format (one form, the asked script) carries to unseen items",
+    "transfer": "the model produces the other form of items it never trained on (認識)",
     "representation": "Japanese moves towards its Chinese/English counterparts (ノリ)",
     "stage2": "stage 2 learns better after stage 1",
     "forgetting": "what the model knew in English is kept",
 }
+
+
+def asked_form(record: dict) -> str:
+    """The text a probe asks about: its input, or the 「…」 quoted in the instruction."""
+    if record["input"]:
+        return record["input"]
+    quoted = re.search(r"「([^「」]+)」", record["instruction"])
+    return quoted.group(1) if quoted else ""
 
 
 def soft_match(answer: str, expected: list[str], kind: str) -> bool:
@@ -745,6 +760,7 @@ def _per_item(raw: dict, data: dict, layers: dict) -> dict:
     values: dict = {}
     probes = data["probes"]
     exact, soft, comply = [], [], []
+    changed, changed_soft, copied = [], [], []
     per_kind: dict[str, list[float]] = defaultdict(list)
     for probe, answer in zip(probes, raw["probe_answers"], strict=True):
         kind = probe["kind"]
@@ -759,7 +775,16 @@ def _per_item(raw: dict, data: dict, layers: dict) -> dict:
             soft.append(near)
             per_kind[f"{kind}/exact"].append(hit)
             per_kind[f"{kind}/soft"].append(near)
-    for name, xs in (("probe_exact", exact), ("probe_soft", soft), ("style_compliance", comply)):
+            # A kanji written the same in both scripts (山 → 山) is answered by copying the
+            # question: that shows the format, not that the model knows the other form.
+            if asked_form(probe["record"]) in probe["expected"]:
+                copied.append(hit)
+            else:
+                changed.append(hit)
+                changed_soft.append(near)
+    for name, xs in (("probe_exact", exact), ("probe_soft", soft),
+                     ("probe_exact_changed", changed), ("probe_soft_changed", changed_soft),
+                     ("probe_exact_copy", copied), ("style_compliance", comply)):
         values[name] = xs
     for name, rows in (("dolly_loss", raw["dolly_loss"]), ("init_eval_loss",
                                                            raw["init_eval_loss"])):
