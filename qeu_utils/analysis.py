@@ -595,9 +595,8 @@ def split_seen(items: list[tuple], seen: set[str]) -> tuple[list[tuple], list[tu
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use("Agg"): that would switch a notebook's inline backend off for good;
+    # without a display matplotlib falls back to Agg by itself.
     import matplotlib.pyplot as plt
 
     from qeu_utils.plotting import use_cjk_font

@@ -59,8 +59,11 @@ def store_outputs(executed: Path, target: Path) -> None:
     """Copy an executed notebook over its source, keeping the outputs but not papermill's
     timings, so that a re-run changes only what the code printed."""
     import nbformat
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
     nb = nbformat.read(executed, as_version=4)
+    # A streamed answer (TextStreamer) arrives as one output per token: join them.
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)

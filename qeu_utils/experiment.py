@@ -1090,9 +1090,8 @@ def reading(result: dict) -> list[str]:
 def plot(result: dict, out: Path) -> None:
     """``metrics_by_condition.png`` (each metric: base line, per-condition mean and seeds),
     ``differences.png`` (B − A and B − C with their intervals) and ``stage1_curves.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use("Agg"): that would switch a notebook's inline backend off for good;
+    # without a display matplotlib falls back to Agg by itself.
     import matplotlib.pyplot as plt
 
     from qeu_utils.plotting import use_cjk_font

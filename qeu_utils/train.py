@@ -182,17 +182,6 @@ def _starting_point(config: dict) -> dict:
             "merged_adapters": [*parent["merged_adapters"], parent_dir], "continue_from": None}
 
 
-def _checkpointing(config_class, enabled: bool) -> dict:
-    """transformers 5.x renamed ``gradient_checkpointing`` to ``activation_checkpointing``;
-    releases before the rename (e.g. 5.17) know only the old name."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(config_class)}
-    key = "activation_checkpointing" if "activation_checkpointing" in names else (
-        "gradient_checkpointing")
-    return {key: enabled}
-
-
 def build_trainer(config: dict, callbacks: list | None = None) -> dict:
     """Load what a stage stands on and set up its ``SFTTrainer``; returns the pieces ``train``
     needs (the trainer, tokenizer, template, eval records, lineage facts)."""
@@ -239,7 +228,7 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
         lr_scheduler_type=config["lr_scheduler"],
         packing=bool(packing),
         train_sampling_strategy="random" if packing else "group_by_length",
-        **_checkpointing(SFTConfig, bool(config["gradient_checkpointing"])),
+        activation_checkpointing=bool(config["gradient_checkpointing"]),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device == "cpu",
@@ -256,18 +245,18 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
     peft_config = None if start["continue_from"] else LoraConfig(
         r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
         target_modules=lora["target_modules"], task_type="CAUSAL_LM")
-    trainer_class = SFTTrainer if packing else _completion_only_trainer()
+    trainer_class = SFTTrainer if packing else completion_only_trainer()
     trainer = trainer_class(
         model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
         peft_config=peft_config, callbacks=[_SaveAtEpochEnd(), *(callbacks or [])],
     )
-    print(_estimate_line(trainer, config, precision, device), flush=True)
+    print(estimate_line(trainer, config, precision, device), flush=True)
     return {"trainer": trainer, "tokenizer": tokenizer, "template": template,
             "eval_records": eval_records, "start": start, "packing": bool(packing),
             "precision": precision}
 
 
-def _estimate_line(trainer, config: dict, precision: str, device: str) -> str:
+def estimate_line(trainer, config: dict, precision: str, device: str) -> str:
     """The estimator's memory and time for this stage, from the tokenized training data."""
     import statistics
 
@@ -484,7 +473,7 @@ def _digest(path: Path | None) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _completion_only_trainer():
+def completion_only_trainer():
     """``SFTTrainer`` whose loss applies the LM head only where a label is set.
 
     The prompt carries no loss, so its logits are never needed; with a vocabulary of 49k–150k
@@ -544,9 +533,8 @@ def _write_evaluation(out: Path, before: dict, after: dict) -> None:
 
 
 def plot_loss(log_history: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use("Agg"): that would switch a notebook's inline backend off for good;
+    # without a display matplotlib falls back to Agg by itself.
     import matplotlib.pyplot as plt
 
     from qeu_utils.plotting import use_cjk_font
