@@ -196,7 +196,7 @@ def cmd_experiment_curriculum(args) -> int:
     # process was started as the CLI, else rebuilt from the parsed options.
     argv = sys.argv[1:] if "curriculum" in sys.argv else ["experiment", "curriculum"] + [
         part for key, value in vars(args).items()
-        if value is not None and key not in ("func", "command", "experiment")
+        if value is not None and key not in ("func", "command", "experiment", "debug")
         for part in ["--" + key.replace("_", "-"),
                      *map(str, value if isinstance(value, list) else [value])]]
     command = shlex.join(["python", "-m", "qeu_utils", *argv])

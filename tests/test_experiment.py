@@ -163,7 +163,8 @@ def test_metrics_json_schema(experiment):
     assert "experiment curriculum" in metrics["command"]
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "| probe_exact |" in text and "## What the comparisons say" in text
-    assert "the format carries to items never trained on" in text
+    assert "the answer format (one form, the asked script) carries to unseen items" in text
+    assert "the model produces the other form of items it never trained on" in text
     for name in ("metrics_by_condition.png", "differences.png", "stage1_curves.png"):
         assert (out / name).stat().st_size > 1000, name
 
@@ -265,3 +266,14 @@ def test_conditions_start_stage_2_from_the_same_lora_initialisation(experiment):
     b = lora_a(str(out / "runs" / "B-s0" / "stage1"))
     assert a.keys() == b.keys() and a
     assert all(bool((a[n] == b[n]).all()) for n in a)
+
+
+def test_asked_form_is_the_input_or_the_quoted_text():
+    from qeu_utils.experiment import METRICS, asked_form
+
+    assert asked_form({"input": "鉄", "instruction": "次の日本の漢字を簡体字に直して。"}) == "鉄"
+    assert asked_form({"input": "", "instruction": "日本の漢字「山」を中国語の簡体字で書いて。"}) == "山"
+    assert asked_form({"input": "", "instruction": "国名を答えて。"}) == ""
+    # copying the asked form shows the format; producing a different form is the claim
+    assert METRICS["probe_exact_copy"][1] == "format"
+    assert METRICS["probe_exact_changed"][1] == "transfer"
