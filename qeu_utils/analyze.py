@@ -147,10 +147,10 @@ def analyze(model: str, adapters: list[str], out_dir: str | Path, *, labels: lis
         raise ValueError(f"{len(labels)} labels for {len(adapters) + 1} models (base + adapters)")
     results, pictures = {}, {}
     seen = seen_forms(adapters)
-    from tqdm.auto import tqdm
-
-    for label, adapter in tqdm(list(zip(labels, [None, *adapters], strict=True)),
-                               desc="models"):
+    pairs = list(zip(labels, [None, *adapters], strict=True))
+    for k, (label, adapter) in enumerate(pairs, 1):
+        # a line per model, not an outer bar: nested bars garble a notebook's output
+        print(f"analyzing {label} ({k}/{len(pairs)})", flush=True)
         lm, tokenizer = load_variant(model, adapter)
         results[label], pictures[label] = analyze_model(
             lm, tokenizer, n_kanji=n_kanji, n_sentences=n_sentences, n_lens=n_lens, seed=seed,

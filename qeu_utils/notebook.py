@@ -102,6 +102,8 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
     # Without ipywidgets, tqdm.auto falls back to text bars (no widget state in the stored
     # notebooks) and says so once per kernel; the fallback is what we want.
     warnings.filterwarnings("ignore", message="IProgress not found")
+    # raised inside transformers/PEFT on every training run, not by the notebooks' calls
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     run_dir = Path(run_dir)
     if in_colab():
         print("Colab runtime detected.")
