@@ -26,11 +26,13 @@ QUESTIONS = [
      "expected": "It is raining today."},
 ]
 
-# (label, category, preferred task) of the held-out questions drawn from the eval split.
+# (label, category, preferred tasks, best first) of the held-out questions drawn from the eval
+# split; when none of the preferred tasks is there, the label names the task asked instead.
 HELD_OUT = [
-    ("held-out kanji", "kanji", "ja_to_hans"),
-    ("held-out country", "country", "ja_to_en"),
-    ("held-out loanword", "katakana", "loanword_to_en"),
+    ("held-out kanji", "kanji", ("ja_to_hans", "ja_to_hant", "hans_to_ja", "hant_to_ja")),
+    ("held-out country", "country", ("ja_to_en", "en_to_ja", "ja_to_hans", "hans_to_ja")),
+    ("held-out loanword", "katakana", ("loanword_to_en", "en_to_loanword",
+                                       "annotate_loanwords")),
 ]
 
 
@@ -86,15 +88,20 @@ def question_set(run_dir: str | os.PathLike | None = None, *, seed: int = 0) -> 
         log.info("no %s: building the default initialization set in memory", eval_file)
         _, held_out = build_init()
     questions = [dict(q) for q in QUESTIONS]
-    for label, category, task in HELD_OUT:
+    for label, category, tasks in HELD_OUT:
         pool = [r for r in held_out if r["category"] == category]
         if not pool:
             raise ValueError(f"question_set: the eval split has no {category!r} records "
                              f"({eval_file or 'default build'})")
-        # Prefer the task asked about, and a question without a separate input: a free prompt
-        # has no input field, so the Alpaca layout would render it differently.
-        best = sorted(pool, key=lambda r: (r["task"] != task, bool(r["input"]),
+        # Prefer an answer that is not just the asked text (余 → 余 only shows the format), then
+        # the tasks asked about, in order, then a question without a separate input: a free
+        # prompt has no input field, so the Alpaca layout would render it differently.
+        rank = {t: k for k, t in enumerate(tasks)}
+        best = sorted(pool, key=lambda r: (r["output"] in prompt_text(r),
+                                           rank.get(r["task"], len(tasks)), bool(r["input"]),
                                            rng_for(seed, "chat", r["id"]).random(), r["id"]))[0]
+        if best["task"] not in rank:
+            label = f"held-out {category} ({best['task']})"
         questions.append({"label": label, "prompt": prompt_text(best),
                           "expected": best["output"]})
     return questions
