@@ -52,8 +52,13 @@ def wheel_env(tmp_path_factory):
     # Build from a copy: an in-place build leaves build/lib behind, which would carry deleted
     # modules into later wheels.
     source = root / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__", ".x*", ".whl"))
+    top = {".git", ".venv", "runs", "build", "dist", ".whl", ".xfer1", ".xfer2", "results"}
+
+    def skip(folder, names):  # top-level folders only: qeu_utils/build is the package's own
+        return [n for n in names if (Path(folder) == REPO and n in top)
+                or n == "__pycache__" or n.endswith(".egg-info")]
+
+    shutil.copytree(REPO, source, ignore=skip)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
           "-w", str(dist), str(source)], cwd=root, env=os.environ.copy())
     (wheel,) = dist.glob("qeu_utils-*.whl")
@@ -133,8 +138,8 @@ def test_each_notebook_runs_alone_on_a_simulated_colab(wheel_env, stem, tmp_path
           str(out), str(wheel_env["work"]), str(params_file)], wheel_env["work"],
          wheel_env["env"], timeout=1200)
     nb = json.loads(out.read_text())
-    printed = "".join(o.get("text", "") for c in nb["cells"] if c["cell_type"] == "code"
-                      for o in c.get("outputs", []))
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"]
+                      if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "Colab runtime detected." in printed
     assert f"from {wheel_env['site'] / 'qeu_utils'}" in printed  # the wheel, not the checkout
     run = json.loads((tmp_path / "run" / "run.json").read_text())
