@@ -272,7 +272,8 @@ def test_asked_form_is_the_input_or_the_quoted_text():
     from qeu_utils.experiment import METRICS, asked_form
 
     assert asked_form({"input": "鉄", "instruction": "次の日本の漢字を簡体字に直して。"}) == "鉄"
-    assert asked_form({"input": "", "instruction": "日本の漢字「山」を中国語の簡体字で書いて。"}) == "山"
+    quoted = {"input": "", "instruction": "日本の漢字「山」を中国語の簡体字で書いて。"}
+    assert asked_form(quoted) == "山"
     assert asked_form({"input": "", "instruction": "国名を答えて。"}) == ""
     # copying the asked form shows the format; producing a different form is the claim
     assert METRICS["probe_exact_copy"][1] == "format"

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-
 @dataclass
 class Group:
     """The records made from one source item (a sentence, a kanji, a country, a dish, a word).
