@@ -14,3 +14,26 @@ def tmp_cache(tmp_path, monkeypatch):
     cache = tmp_path / "qeu-cache"
     monkeypatch.setenv("QEU_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """``huggingface_hub.HfApi`` replaced by a recorder, and a token in ``HF_TOKEN``: what a
+    push would send, without a network. Returns the recorded calls."""
+    import huggingface_hub
+
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kwargs):
+            calls["create"] = (repo_id, kwargs)
+
+        def upload_folder(self, **kwargs):
+            calls["upload"] = kwargs
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    return calls

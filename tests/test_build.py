@@ -332,25 +332,10 @@ def test_bad_mix_arguments_are_named():
     assert sum(quotas(300, {"a": 0.35, "b": 0.2, "c": 0.15, "d": 0.2, "e": 0.1}).values()) == 300
 
 
-def test_push_to_hub_uploads_only_the_build_with_the_env_token(tmp_path, monkeypatch, capsys):
-    import huggingface_hub
-
+def test_push_to_hub_uploads_only_the_build_with_the_env_token(tmp_path, fake_hub, capsys):
     from qeu_utils.build.mix import build_init, push_to_hub, write_init
 
-    calls = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            calls["token"] = token
-
-        def create_repo(self, repo_id, **kwargs):
-            calls["create"] = (repo_id, kwargs)
-
-        def upload_folder(self, **kwargs):
-            calls["upload"] = kwargs
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    calls = fake_hub
     train, held_out = build_init(size=40, seed=0, categories=["country", "food"])
     out = write_init(tmp_path / "init", train, held_out, seed=0, size=40)
     url = push_to_hub(out, "someone/qeu-init")

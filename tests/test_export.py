@@ -86,23 +86,8 @@ def test_card_of_an_unevaluated_stage_says_so(tiny_stage):
     assert "Not evaluated (the stage ran with `evaluate: false` or had no eval split)." in card
 
 
-def test_push_to_hub_uploads_the_adapter_with_the_env_token(tmp_path, monkeypatch, capsys):
-    import huggingface_hub
-
-    calls = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            calls["token"] = token
-
-        def create_repo(self, repo_id, **kwargs):
-            calls["create"] = (repo_id, kwargs)
-
-        def upload_folder(self, **kwargs):
-            calls["upload"] = kwargs
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+def test_push_to_hub_uploads_the_adapter_with_the_env_token(tmp_path, fake_hub, capsys):
+    calls = fake_hub
     stage = _lineage(tmp_path / "stage1")
     assert main(["export", str(stage), "--push-to-hub", "me/qeu-stage1", "--private"]) == 0
     assert calls["token"] == "hf_secret_value"
