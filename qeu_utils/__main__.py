@@ -150,7 +150,8 @@ def cmd_analyze(args) -> int:
     from qeu_utils.analyze import analyze
 
     result = analyze(args.model, args.adapter or [], args.out, labels=args.labels,
-                     n_kanji=args.n_kanji, n_sentences=args.n_sentences, n_lens=args.n_lens)
+                     n_kanji=args.n_kanji, n_sentences=args.n_sentences, n_lens=args.n_lens,
+                     n_words=args.n_words)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     print(f"metrics, report and pictures in {args.out} ({len(result['summary'])} models)")
     return 0
@@ -191,7 +192,8 @@ def cmd_experiment_curriculum(args) -> int:
         batch_size=args.batch_size, probes_per_kind=args.probes_per_kind,
         max_new_tokens=args.max_new_tokens, n_kanji=args.n_kanji,
         n_sentences=args.n_sentences, n_lens=args.n_lens, init_size=args.init_size,
-        dolly_source=args.dolly_source, generation_batch_size=args.generation_batch_size)
+        dolly_source=args.dolly_source, dolly_eval_records=args.dolly_eval_records,
+        generation_batch_size=args.generation_batch_size)
     # The command line, so metrics.json says how the result was made: as typed when this
     # process was started as the CLI, else rebuilt from the parsed options.
     argv = sys.argv[1:] if "curriculum" in sys.argv else ["experiment", "curriculum"] + [
@@ -284,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--n-kanji", type=int, default=150)
     analyze.add_argument("--n-sentences", type=int, default=200)
     analyze.add_argument("--n-lens", type=int, default=50)
+    analyze.add_argument("--n-words", type=int, default=None,
+                         help="a sample of N country names and loanwords (default all)")
     analyze.set_defaults(func=cmd_analyze)
 
     experiment = commands.add_parser(
@@ -316,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--n-lens", type=int)
     cur.add_argument("--init-size", type=int, help="initialization dataset size (default 300)")
     cur.add_argument("--dolly-source", help="'sample' (shipped), a Hub id or a local file")
+    cur.add_argument("--dolly-eval-records", type=int,
+                     help="held-out Dolly loss on the first N records of part 4 (default all)")
     cur.set_defaults(func=cmd_experiment_curriculum)
 
     chat = commands.add_parser("chat", help="talk to a stage of a run (or its base model)")

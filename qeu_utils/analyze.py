@@ -51,8 +51,8 @@ def seen_forms(adapters: list[str]) -> set[str]:
 
 
 def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: int | None = 200,
-                  n_lens: int = 50, seed: int = 0, seen: set[str] | None = None,
-                  progress=False) -> tuple[dict, dict]:
+                  n_lens: int = 50, n_words: int | None = None, seed: int = 0,
+                  seen: set[str] | None = None, progress=False) -> tuple[dict, dict]:
     """All measurements of one model: ``(metrics, states)``; ``states`` keeps the kanji
     vectors for the pictures. With ``seen`` (kanji forms the model was trained on), the kanji
     alignment is also given for the seen and the unseen kanji apart (``kanji_ja_hans_seen``,
@@ -63,10 +63,10 @@ def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: i
     ja, hans, hant = (an.pooled_states(model, tokenizer, [k[i] for k in kanji],
                                        progress=progress and f"kanji {i + 1}/3")
                       for i in range(3))
-    countries = an.country_items()
+    countries = an.country_items(n_words, seed)
     c_ja, c_hans, c_en = (an.pooled_states(model, tokenizer, [c[i] for c in countries])
                           for i in (0, 1, 3))
-    words = an.loanword_items()
+    words = an.loanword_items(n_words, seed)
     w_ja, w_en = (an.pooled_states(model, tokenizer, [w[i] for w in words]) for i in range(2))
     sentences = an.sentence_items(n_sentences, seed)
     plain, polite, zh, en = (an.sentence_states(model, tokenizer, [s[i] for s in sentences])
@@ -137,8 +137,9 @@ def headline(metrics: dict) -> dict:
 
 def analyze(model: str, adapters: list[str], out_dir: str | Path, *, labels: list[str] | None
             = None, n_kanji: int | None = 150, n_sentences: int | None = 200, n_lens: int = 50,
-            seed: int = 0) -> dict:
-    """Analyze the base model and each adapter; write metrics, report and pictures."""
+            n_words: int | None = None, seed: int = 0) -> dict:
+    """Analyze the base model and each adapter; write metrics, report and pictures.
+    ``n_words``: a seeded sample of that many country names and loanwords (None: all)."""
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,8 +154,8 @@ def analyze(model: str, adapters: list[str], out_dir: str | Path, *, labels: lis
         print(f"analyzing {label} ({k}/{len(pairs)})", flush=True)
         lm, tokenizer = load_variant(model, adapter)
         results[label], pictures[label] = analyze_model(
-            lm, tokenizer, n_kanji=n_kanji, n_sentences=n_sentences, n_lens=n_lens, seed=seed,
-            seen=seen, progress=True)
+            lm, tokenizer, n_kanji=n_kanji, n_sentences=n_sentences, n_lens=n_lens,
+            n_words=n_words, seed=seed, seen=seen, progress=True)
         del lm
     summary = {label: headline(m) for label, m in results.items()}
     atomic_write_json(out / "metrics.json", {"model": model, "adapters": adapters,

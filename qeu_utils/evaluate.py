@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from qeu_utils.atomic import atomic_write_text
+from qeu_utils.loss import token_nll
 from qeu_utils.prompting import render, resolve_template
 from qeu_utils.records import prompt_text, validate
 
@@ -123,13 +124,13 @@ def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_siz
                  per_record: bool = False, progress=False) -> dict:
     """Mean completion-only cross-entropy (nats per token), token-weighted, per category and
     overall: ``{"overall": {"loss", "perplexity", "tokens", "records"}, "by_category": {...}}``.
-    Prompt tokens and padding are masked with -100, exactly like training.
+    Prompt tokens and padding are masked with -100, exactly like training, and the LM head
+    runs on the labelled positions only (``qeu_utils.loss``).
 
     ``per_record=True`` adds ``"per_record"``: ``[{"nll", "tokens"}, ...]`` in the records'
     order (summed loss and supervised tokens of each record), what a paired comparison of two
     models over the same records needs. ``progress``: a tqdm bar (a string labels it)."""
     import torch
-    import torch.nn.functional as F
 
     records = _check(records)
     template = resolve_template(tokenizer, template)
@@ -157,12 +158,11 @@ def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_siz
                     mask[row, :len(seq)] = 1
                     labels[row, prompt_len:len(seq)] = torch.tensor(seq[prompt_len:])
                 ids, mask, labels = (t.to(model.device) for t in (ids, mask, labels))
-                logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-                target = labels[:, 1:]
-                nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), target,
-                                      ignore_index=-100, reduction="none")
-                per_row = nll.sum(dim=1).double().tolist()
-                per_row_tokens = (target != -100).sum(dim=1).tolist()
+                nll, keep = token_nll(model, labels, input_ids=ids, attention_mask=mask)
+                rows = keep.nonzero()[:, 0]  # the row of each labelled token, in nll's order
+                per_row = torch.zeros(len(batch), dtype=torch.float64, device=nll.device)
+                per_row = per_row.index_add_(0, rows, nll.double()).tolist()
+                per_row_tokens = keep.sum(dim=1).tolist()
                 for row, i in enumerate(batch):
                     category = records[i]["category"]
                     sums[category] += per_row[row]

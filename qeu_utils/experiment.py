@@ -174,6 +174,7 @@ def resolve_settings(profile: str = "cpu", **overrides) -> dict:
         "init_size": 300,
         "data_seed": 0,
         "dolly_source": "sample" if p["name"] == "cpu" else "kunishou/databricks-dolly-15k-ja",
+        "dolly_eval_records": None,  # held-out Dolly loss on the first N records (None: all)
         "generation_batch_size": 32,
         "save_steps": 50,
         "logging_steps": 5,
@@ -414,8 +415,7 @@ def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) 
     manifest = {
         "settings": settings, "command": command,
         "init": {"train": len(train), "eval": len(held_out)},
-        "dolly": {"train": len(dolly_train),
-                  "eval": len(read_jsonl(data / "dolly" / "part-4-of-4.jsonl"))},
+        "dolly": {"train": len(dolly_train), "eval": len(dolly_eval(data, settings))},
         "derangement": derangement, "probes": counts,
         "items": {"kanji_seen": len(items["kanji_seen"]),
                   "kanji_unseen": len(items["kanji_unseen"]),
@@ -437,8 +437,17 @@ _RUN_ONLY = ("conditions", "seeds", "precision", "generation_batch_size", "save_
 
 
 def _data_settings(settings: dict) -> dict:
-    """The settings the prepared data depend on (the rest only shape the runs)."""
-    return {k: v for k, v in settings.items() if k not in _RUN_ONLY}
+    """The settings the prepared data depend on (the rest only shape the runs). A setting at
+    None is left out, so one added later at its default matches a manifest written before."""
+    return {k: v for k, v in settings.items() if k not in _RUN_ONLY and v is not None}
+
+
+def dolly_eval(data: Path, settings: dict) -> list[dict]:
+    """The held-out Dolly records every model is measured on: part 4, or its first
+    ``dolly_eval_records``."""
+    from qeu_utils.records import read_jsonl
+
+    return read_jsonl(data / "dolly" / "part-4-of-4.jsonl")[:settings.get("dolly_eval_records")]
 
 
 def _diff(old: dict, new: dict) -> str:
@@ -645,7 +654,7 @@ def measure(model, tokenizer, data: Path, settings: dict, label: str = "") -> di
     items = json.loads((data / "items.json").read_text(encoding="utf-8"))
     lens = json.loads((data / "lens.json").read_text(encoding="utf-8"))
     raw = {
-        "dolly_loss": losses(read_jsonl(data / "dolly" / "part-4-of-4.jsonl"), "dolly"),
+        "dolly_loss": losses(dolly_eval(data, settings), "dolly"),
         "init_eval_loss": losses(read_jsonl(data / "init" / "eval.jsonl"), "init eval"),
         "forgetting_loss": losses(forgetting, "forgetting"),
         "forgetting_answers": generate_answers(model, tokenizer, forgetting, **generation,

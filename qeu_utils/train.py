@@ -27,13 +27,15 @@ import yaml
 from transformers import TrainerCallback
 
 from qeu_utils.atomic import atomic_write_json, atomic_write_text
+from qeu_utils.loss import fast_loss_ok, token_nll
 
 DEFAULTS = {
     "stage": 1,
     "model": "smollm2-135m-instruct",
     "dataset": "data/build/init",
     "eval_dataset": None,  # default: eval.jsonl next to train.jsonl when the dataset is a dir
-    "eval_limit": None,  # evaluate on at most this many records per task
+    "eval_size": None,  # evaluate on the first N eval records only (None: all)
+    "eval_limit": None,  # probe (generate answers for) at most this many of them per task
     "output_dir": "runs/stage1",
     "init_from": None,
     "chain": "continue",
@@ -210,6 +212,7 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
                                   trainable=True, quantization=quantization)
     template = resolve_template(tokenizer, config["template"])
     train_records, eval_records = load_records(config["dataset"], config["eval_dataset"])
+    eval_records = eval_records[:config["eval_size"]]
     train_data = Dataset.from_list([prompt_and_completion(r, template) for r in train_records])
 
     attention = getattr(model.config, "_attn_implementation", "") or ""
@@ -267,7 +270,7 @@ def estimate_line(trainer, config: dict, precision: str, device: str) -> str:
     lengths = [len(ids) for ids in data["input_ids"]]
     if not lengths:
         return "estimate: no training records"
-    if "completion_mask" in data.column_names and _fast_loss_ok(trainer.model):
+    if "completion_mask" in data.column_names and fast_loss_ok(trainer.model):
         loss_fraction = max(sum(map(sum, data["completion_mask"])) / sum(lengths), 1e-3)
     else:
         loss_fraction = 1.0  # the model's own forward computes logits for every position
@@ -343,35 +346,12 @@ def train(config: dict, callbacks: list | None = None, prepared: dict | None = N
     return summary
 
 
-# Architectures whose causal-LM forward is exactly ``lm_head(decoder(x))`` then the plain
-# token cross-entropy (checked in transformers' modeling_<type>.py), so the LM head may be
-# applied to the labelled positions only. Others post-process logits — Gemma-2/3 soft-cap
-# them, Cohere multiplies by logit_scale, Granite divides by logits_scaling — and go through
-# the model's own forward.
-FAST_LOSS_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "olmo2")
-LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling",
-                        "output_logit_scale", "logit_softcapping")
-
-
-def _fast_loss_ok(model) -> bool:
-    """Whether the completion-only fast path computes the same loss as ``model(**batch)``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = base.config
-    if config.model_type not in FAST_LOSS_MODEL_TYPES:
-        return False
-    # A config may carry such a setting even for an allowed type (a fine-tune's edited config).
-    for name in LOGIT_POSTPROCESSING:
-        value = getattr(config, name, None)
-        if value is not None and value != 1:
-            return False
-    return callable(getattr(base, "get_decoder", None)) and base.get_output_embeddings() is not None
-
-
 # Settings that do not change the trained weights: a run that differs only in these resumes.
 RESULT_NEUTRAL = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "evaluate",
-                  "eval_dataset", "eval_limit", "probe_max_new_tokens", "merge")
+                  "eval_dataset", "eval_size", "eval_limit", "probe_max_new_tokens", "merge")
 # Settings (and data) the saved evaluation_before.json depends on besides the training ones.
-EVALUATION_KEYS = ("eval_dataset", "eval_limit", "probe_max_new_tokens", "eval_sha256")
+EVALUATION_KEYS = ("eval_dataset", "eval_size", "eval_limit", "probe_max_new_tokens",
+                   "eval_sha256")
 RUN_CONFIG = "run_config.json"
 
 
@@ -474,34 +454,25 @@ def _digest(path: Path | None) -> str | None:
 
 
 def completion_only_trainer():
-    """``SFTTrainer`` whose loss applies the LM head only where a label is set.
-
-    The prompt carries no loss, so its logits are never needed; with a vocabulary of 49k–150k
-    the LM head and its logits are a large part of a step's time and memory. The loss is the
-    same token-level cross-entropy the model's own loss computes (tested) — for the
-    architectures in ``FAST_LOSS_MODEL_TYPES``; any other model uses its own forward."""
-    import torch.nn.functional as F
+    """``SFTTrainer`` whose loss applies the LM head only where a label is set
+    (``qeu_utils.loss``): the same token-level cross-entropy as the model's own loss, in less
+    time and memory, for the architectures where that holds; any other model uses its own
+    forward."""
     from trl import SFTTrainer
 
     class CompletionOnlySFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not _fast_loss_ok(model):
+            if not fast_loss_ok(model):
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
-            base = model.get_base_model() if hasattr(model, "get_base_model") else model
-            labels = inputs["labels"]
-            body_inputs = {k: v for k, v in inputs.items()
-                           if k in ("input_ids", "attention_mask", "position_ids")}
-            hidden = base.get_decoder()(**body_inputs).last_hidden_state
-            targets = labels[:, 1:]
-            keep = targets != -100
-            logits = base.get_output_embeddings()(hidden[:, :-1][keep])
-            total = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+            nll, keep = token_nll(model, inputs["labels"], **{
+                k: v for k, v in inputs.items()
+                if k in ("input_ids", "attention_mask", "position_ids")})
             # Normalized by the tokens of the whole accumulated batch when Trainer gives them,
             # as the model's own loss is; then Trainer must not divide again.
             self.loss_is_scaled_for_ga = num_items_in_batch is not None
             denominator = num_items_in_batch if num_items_in_batch is not None else keep.sum()
-            loss = total / denominator
+            loss = nll.sum() / denominator
             return (loss, None) if return_outputs else loss
 
     return CompletionOnlySFTTrainer

@@ -71,8 +71,10 @@ def test_seen_kanji_come_from_the_stages_lineage_and_are_measured_apart(stage1):
     kanji = kanji_items(8, 0)
     model, tokenizer = load_model("tiny-random", device="cpu")
     metrics, _ = analyze_model(model, tokenizer, n_kanji=8, n_sentences=4, n_lens=2,
-                               seen={k[0] for k in kanji[:3]})
+                               n_words=6, seen={k[0] for k in kanji[:3]})
     assert metrics["items"]["kanji_seen"] == 3 and metrics["items"]["kanji_unseen"] == 5
+    assert metrics["items"]["countries"] == 6 and metrics["items"]["loanwords"] == 6
+    assert metrics["country_ja_hans"][0]["n"] == 6
     assert metrics["kanji_ja_hans_seen"][0]["n"] == 3
     assert metrics["kanji_ja_hans_unseen"][0]["n"] == 5
     h = headline(metrics)

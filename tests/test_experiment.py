@@ -114,7 +114,7 @@ def test_settings_come_from_the_profile_and_refuse_unknown_keys():
 TINY = ["--profile", "cpu", "--model", "tiny-random", "--seeds", "0", "--stage1-epochs", "1",
         "--stage1-max-steps", "2", "--stage2-steps", "2", "--batch-size", "2",
         "--probes-per-kind", "2", "--max-new-tokens", "4", "--n-kanji", "5", "--n-sentences",
-        "4", "--n-lens", "3", "--init-size", "60"]
+        "4", "--n-lens", "3", "--init-size", "60", "--dolly-eval-records", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,10 @@ def test_metrics_json_schema(experiment):
             assert {"metric", "difference", "ci_lo", "ci_hi", "verdict"} <= set(row)
             assert row["ci_lo"] <= row["difference"] <= row["ci_hi"]
     assert set(metrics["probes"]) and all(n == 2 for n in metrics["probes"].values())
+    manifest = json.loads((out / "data" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["dolly"]["eval"] == 3
+    raw = json.loads((out / "runs" / "A-s0" / "raw.json").read_text(encoding="utf-8"))
+    assert len(raw["dolly_loss"]) == 3
     assert {"torch", "transformers", "peft", "trl"} <= set(metrics["environment"]["versions"])
     assert metrics["environment"]["device"] == "cpu"
     assert set(metrics["wall_time_s"]) == {"base", "A-s0", "B-s0", "C-s0"}
@@ -244,6 +248,22 @@ def test_prepare_refuses_a_directory_prepared_with_other_data_settings(experimen
     settings = json.loads((out / "data" / "manifest.json").read_text())["settings"]
     with pytest.raises(ValueError, match="probes_per_kind"):
         prepare(out, {**settings, "probes_per_kind": 3})
+    with pytest.raises(ValueError, match="dolly_eval_records: 3 → None"):
+        prepare(out, {**settings, "dolly_eval_records": None})
+
+
+def test_a_setting_added_later_at_its_default_matches_an_older_manifest(experiment, tmp_path):
+    import shutil
+
+    from qeu_utils.experiment import prepare
+
+    out, _ = experiment
+    older = tmp_path / "older"
+    shutil.copytree(out / "data", older / "data")
+    manifest = json.loads((older / "data" / "manifest.json").read_text())
+    del manifest["settings"]["dolly_eval_records"]  # written before the setting existed
+    (older / "data" / "manifest.json").write_text(json.dumps(manifest))
+    assert prepare(older, {**manifest["settings"], "dolly_eval_records": None}) == manifest
 
 
 def test_conditions_start_stage_2_from_the_same_lora_initialisation(experiment):

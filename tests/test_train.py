@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from qeu_utils.records import read_jsonl
 from qeu_utils.train import build_trainer, lineage_of, load_config, load_trained, train
 
 
@@ -237,6 +238,14 @@ def test_an_identical_rerun_still_resumes(init_dir, tmp_path):
     assert third["resumed_from"].startswith(str(out / "checkpoint-"))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("stage1.old-")]
     assert "marker" not in json.loads((out / "evaluation_before.json").read_text())
+    # So does evaluating on the first 5 eval records only: both evaluations see those 5.
+    fourth = train(_config(init_dir, out, **{**settings, "eval_size": 5}))
+    assert fourth["resumed_from"].startswith(str(out / "checkpoint-"))
+    first_five = [r["id"] for r in read_jsonl(init_dir / "eval.jsonl")[:5]]
+    for when in ("before", "after"):
+        evaluation = fourth["evaluation"][when]
+        assert evaluation["records"] == 5 and evaluation["loss"]["overall"]["records"] == 5
+        assert {s["id"] for s in evaluation["samples"]} <= set(first_five)
 
 
 def test_a_rebuilt_dataset_at_the_same_path_is_a_change(init_dir, tmp_path):
@@ -286,12 +295,12 @@ def tiny_gemma2(tmp_path_factory):
 def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, tiny_gemma2):
     import torch.nn.functional as F
 
-    from qeu_utils.train import _fast_loss_ok
+    from qeu_utils.loss import fast_loss_ok
 
     config = _config(init_dir, tmp_path / "g", model=str(tiny_gemma2), max_steps=1)
     stage = build_trainer(config)
     trainer = stage["trainer"]
-    assert not _fast_loss_ok(trainer.model)
+    assert not fast_loss_ok(trainer.model)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     with torch.no_grad():
         ours = trainer.compute_loss(trainer.model, dict(batch))
@@ -310,10 +319,27 @@ def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, ti
     assert summary["global_step"] == 1 and math.isfinite(summary["train_loss"])
 
 
+def test_heldout_loss_of_a_softcapped_model_is_its_own_loss(init_dir, tiny_gemma2):
+    from qeu_utils.evaluate import encode_for_loss, heldout_loss
+    from qeu_utils.models import load_model
+    from qeu_utils.prompting import resolve_template
+    from qeu_utils.records import read_jsonl
+
+    model, tokenizer = load_model(str(tiny_gemma2), device="cpu")
+    record = read_jsonl(init_dir / "eval.jsonl")[0]
+    ids, prompt_len = encode_for_loss(record, tokenizer, resolve_template(tokenizer, "auto"))
+    labels = torch.tensor([[-100] * prompt_len + ids[prompt_len:]])
+    with torch.no_grad():
+        reference = model(input_ids=torch.tensor([ids]), labels=labels).loss.item()
+    ours = heldout_loss(model, tokenizer, [record])["overall"]
+    assert ours["tokens"] == len(ids) - prompt_len
+    assert ours["loss"] == pytest.approx(reference, abs=1e-5)
+
+
 def test_llama_style_models_keep_the_fast_path(init_dir, tmp_path):
-    from qeu_utils.train import _fast_loss_ok
+    from qeu_utils.loss import fast_loss_ok
 
     trainer = build_trainer(_config(init_dir, tmp_path / "s"))["trainer"]
-    assert _fast_loss_ok(trainer.model)
+    assert fast_loss_ok(trainer.model)
     trainer.model.get_base_model().config.logit_scale = 0.5  # as Cohere's config has
-    assert not _fast_loss_ok(trainer.model)
+    assert not fast_loss_ok(trainer.model)
