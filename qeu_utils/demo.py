@@ -68,6 +68,8 @@ def store_outputs(executed: Path, target: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill makes up a new id on every run
     nbformat.validator.normalize(nb)
     nbformat.write(nb, target)
 

@@ -117,3 +117,8 @@ def test_store_writes_outputs_back_without_papermill_timings(tmp_path):
     assert all("papermill" not in c.metadata and "execution" not in c.metadata
                for c in stored.cells)
     assert [c.execution_count for c in stored.cells if c.cell_type == "code"] == [1, 2, 3]
+    # Storing again changes nothing: no new cell id for papermill's injected parameters.
+    first = source.read_bytes()
+    demo.run_notebooks(nbs, _profile(tmp_path, "  common: {}\n"), run_dir=tmp_path / "run",
+                       store=True)
+    assert source.read_bytes() == first
