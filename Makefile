@@ -51,6 +51,7 @@ bench: setup
 	$(PY) bench/style_bench.py
 	$(PY) bench/dolly_bench.py
 	$(PY) bench/train_bench.py
+	$(PY) bench/loss_bench.py
 	$(PY) bench/gpu_check.py
 
 lint: setup
