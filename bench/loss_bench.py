@@ -62,32 +62,6 @@ def head_on_labels_loss(model, batches) -> float:
     return total
 
 
-def make_batches(records, tokenizer, batch_size: int) -> list:
-    """Longest first, right-padded, prompt and padding labelled -100 (as ``heldout_loss``)."""
-    import torch
-
-    from qeu_utils.evaluate import encode_for_loss
-    from qeu_utils.prompting import resolve_template
-
-    template = resolve_template(tokenizer, "auto")
-    encoded = sorted((encode_for_loss(r, tokenizer, template) for r in records),
-                     key=lambda e: -len(e[0]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = []
-    for start in range(0, len(encoded), batch_size):
-        rows = encoded[start:start + batch_size]
-        width = max(len(seq) for seq, _ in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        labels = torch.full_like(ids, -100)
-        for k, (seq, prompt_len) in enumerate(rows):
-            ids[k, :len(seq)] = torch.tensor(seq)
-            mask[k, :len(seq)] = 1
-            labels[k, prompt_len:len(seq)] = torch.tensor(seq[prompt_len:])
-        batches.append((ids, mask, labels))
-    return batches
-
-
 def best_of(repeats: int, work) -> tuple[float, float]:
     times, value = [], None
     for _ in range(repeats):
@@ -106,6 +80,7 @@ def main() -> None:
 
     import torch
 
+    from qeu_utils.evaluate import loss_batches
     from qeu_utils.loss import fast_loss_ok
     from qeu_utils.models import load_model
 
@@ -115,7 +90,8 @@ def main() -> None:
         raise SystemExit(f"{args.model}: its loss goes through the model's own forward; "
                          "nothing to compare")
     records = dolly_eval_records()
-    batches = make_batches(records, tokenizer, args.batch_size)
+    # the very batches heldout_loss scores
+    batches = [b[1:] for b in loss_batches(records, tokenizer, batch_size=args.batch_size)]
     tokens = sum(int(m.sum()) for _, m, _ in batches)
     labelled = sum(int((lab[:, 1:] != -100).sum()) for _, _, lab in batches)
     print(f"{len(records)} held-out Dolly records, {tokens:,} tokens, {labelled:,} labelled; "

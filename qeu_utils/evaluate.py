@@ -120,6 +120,29 @@ def encode_for_loss(record: dict, tokenizer, template: str) -> tuple[list[int], 
     return ids, n
 
 
+def loss_batches(records, tokenizer, *, template: str = "auto", batch_size: int = 8):
+    """``(indices, input_ids, attention_mask, labels)`` batches of ``records`` for a
+    completion-only loss: longest first (sequences of similar length share a batch, less
+    padding), right-padded, the prompt and the padding labelled -100, as in training."""
+    import torch
+
+    template = resolve_template(tokenizer, template)
+    encoded = [encode_for_loss(r, tokenizer, template) for r in records]
+    pad = _pad_id(tokenizer)
+    order = sorted(range(len(records)), key=lambda i: -len(encoded[i][0]))
+    for batch in _batches(order, batch_size):
+        width = max(len(encoded[i][0]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for row, i in enumerate(batch):
+            seq, prompt_len = encoded[i]
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+            labels[row, prompt_len:len(seq)] = torch.tensor(seq[prompt_len:])
+        yield batch, ids, mask, labels
+
+
 def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_size: int = 8,
                  per_record: bool = False, progress=False) -> dict:
     """Mean completion-only cross-entropy (nats per token), token-weighted, per category and
@@ -133,30 +156,17 @@ def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_siz
     import torch
 
     records = _check(records)
-    template = resolve_template(tokenizer, template)
-    encoded = [encode_for_loss(r, tokenizer, template) for r in records]
-    pad = _pad_id(tokenizer)
     sums: dict[str, float] = defaultdict(float)
     tokens: dict[str, int] = defaultdict(int)
     counts: dict[str, int] = defaultdict(int)
     each: list[dict] = [{}] * len(records)
-    # Longest first, so each batch holds sequences of similar length (less padding).
-    order = sorted(range(len(records)), key=lambda i: -len(encoded[i][0]))
+    batches = loss_batches(records, tokenizer, template=template, batch_size=batch_size)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for batch in _progress(_batches(order, batch_size), progress,
-                                   -(-len(order) // batch_size)):
-                width = max(len(encoded[i][0]) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                for row, i in enumerate(batch):
-                    seq, prompt_len = encoded[i]
-                    ids[row, :len(seq)] = torch.tensor(seq)
-                    mask[row, :len(seq)] = 1
-                    labels[row, prompt_len:len(seq)] = torch.tensor(seq[prompt_len:])
+            for batch, ids, mask, labels in _progress(batches, progress,
+                                                      -(-len(records) // batch_size)):
                 ids, mask, labels = (t.to(model.device) for t in (ids, mask, labels))
                 nll, keep = token_nll(model, labels, input_ids=ids, attention_mask=mask)
                 rows = keep.nonzero()[:, 0]  # the row of each labelled token, in nll's order
