@@ -3,7 +3,7 @@
 Training and the held-out loss both score the answer, never the prompt, so the prompt's
 logits are never needed. With a vocabulary of 49k–150k entries the LM head and the logits it
 writes are a large part of a forward pass. ``bench/loss_bench.py`` (SmolLM2-135M, 2 CPU cores,
-the held-out Dolly sample): 1.15x faster than the full forward, and 1.45x faster than the
+the held-out Dolly sample, two runs): 1.15-1.24x faster than the full forward, 1.45-1.57x than the
 ``[batch, vocab, length]`` cross-entropy used before, which was also further from the float64
 value. The result is the model's own token-level cross-entropy — for the architectures in
 ``FAST_LOSS_MODEL_TYPES``, whose logits are the LM head's output and nothing more. Any other
