@@ -606,8 +606,10 @@ def _pyplot():
 
 
 def _save(plt, fig, path: str | os.PathLike) -> None:
+    from qeu_utils.plotting import save_png
+
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
 
 

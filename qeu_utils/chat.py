@@ -58,8 +58,13 @@ def reply(model, tokenizer, prompt: str, *, max_new_tokens: int = 64, stream: bo
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                               pad_token_id=_pad_id(tokenizer), eos_token_id=_eos_ids(model,
                                                                                     tokenizer))
-    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if stream \
-        else None
+    streamer = None
+    if stream:
+        streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        show = streamer.on_finalized_text
+        # At the end, a character cut by max_new_tokens is dropped, not printed as U+FFFD.
+        streamer.on_finalized_text = lambda text, stream_end=False: show(
+            text.rstrip("\ufffd") if stream_end else text, stream_end)
     was_training = model.training
     model.eval()
     try:

@@ -10,10 +10,12 @@ each notebook recorded with ``record_metrics``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest.mock import patch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
@@ -56,22 +58,29 @@ def notebook_parameters(profile: dict, notebook: Path, run_dir: Path) -> dict:
 
 
 def store_outputs(executed: Path, target: Path) -> None:
-    """Copy an executed notebook over its source, keeping the outputs but not papermill's
-    timings, so that a re-run changes only what the code printed."""
+    """Write an executed notebook over its source as it should be committed
+    (``qeu_utils.stored``: no injected parameters, no papermill timings, relative paths); a
+    notebook that still has something a reader must not see is not written, and the error
+    names each cell."""
     import nbformat
-    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
-    nb = nbformat.read(executed, as_version=4)
-    # A streamed answer (TextStreamer) arrives as one output per token: join them.
-    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
-    nb.metadata.pop("papermill", None)
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            cell.id = "injected-parameters"  # papermill makes up a new id on every run
+    from qeu_utils import stored
+
+    nb = stored.clean(nbformat.read(executed, as_version=4), REPO_ROOT)
     nbformat.validator.normalize(nb)
+    roots = (str(REPO_ROOT.parent),) if REPO_ROOT.parent != REPO_ROOT.parent.parent else ()
+    found = stored.problems(nb, target.name, roots)
+    if found:
+        raise ValueError(f"{target.name} not stored (the executed copy is {executed}):\n"
+                         + "\n".join(found))
     nbformat.write(nb, target)
+
+
+# An unattended run prints no live bars: tqdm (every library's, through its TQDM_ defaults),
+# datasets and the Hub stay quiet, and Trainer prints one line per logging step
+# (qeu_utils.train.plain_progress).
+QUIET_RUN_ENV = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                 "HF_HUB_DISABLE_PROGRESS_BARS": "1", "QEU_PROGRESS": "plain"}
 
 
 def record_metrics(run_dir: str | Path, notebook: str, metrics: dict) -> None:
@@ -101,27 +110,29 @@ def run_notebooks(
     run_dir.mkdir(parents=True, exist_ok=True)
     results = []
     failure = None
-    for nb in notebooks:
-        params = notebook_parameters(parameters, nb, run_dir)
-        started = time.perf_counter()
-        status = "ok"
-        try:
-            papermill.execute_notebook(
-                str(nb),
-                str(run_dir / nb.name),
-                parameters=params,
-                kernel_name=kernel_name,
-                cwd=str(nb.parent),
-                progress_bar=False,
-            )
-        except Exception as err:  # noqa: BLE001 — reported, then re-raised below
-            status = f"failed: {type(err).__name__}"
-            failure = (nb.name, err)
-        results.append((nb.stem, status, time.perf_counter() - started, params))
-        if failure:
-            break
-        if store:
-            store_outputs(run_dir / nb.name, nb)
+    # The kernel inherits this process's environment.
+    with patch.dict(os.environ, QUIET_RUN_ENV):
+        for nb in notebooks:
+            params = notebook_parameters(parameters, nb, run_dir)
+            started = time.perf_counter()
+            status = "ok"
+            try:
+                papermill.execute_notebook(
+                    str(nb),
+                    str(run_dir / nb.name),
+                    parameters=params,
+                    kernel_name=kernel_name,
+                    cwd=str(nb.parent),
+                    progress_bar=False,
+                )
+                if store:
+                    store_outputs(run_dir / nb.name, nb)
+            except Exception as err:  # noqa: BLE001 — reported, then re-raised below
+                status = f"failed: {type(err).__name__}"
+                failure = (nb.name, err)
+            results.append((nb.stem, status, time.perf_counter() - started, params))
+            if failure:
+                break
     report = write_report(run_dir, results, profile)
     if failure:
         name, err = failure

@@ -1103,7 +1103,7 @@ def plot(result: dict, out: Path) -> None:
     # without a display matplotlib falls back to Agg by itself.
     import matplotlib.pyplot as plt
 
-    from qeu_utils.plotting import use_cjk_font
+    from qeu_utils.plotting import save_png, use_cjk_font
 
     use_cjk_font()
     metrics = [m for m in METRICS if m in result["base"]]
@@ -1125,7 +1125,7 @@ def plot(result: dict, out: Path) -> None:
         ax.axis("off")
     fig.suptitle(f"{result['model']}: per condition (dots: seeds; dashes: mean; gray: base)")
     fig.tight_layout()
-    fig.savefig(out / "metrics_by_condition.png", dpi=100)
+    save_png(fig, out / "metrics_by_condition.png", dpi=100)
     plt.close(fig)
 
     comps = result["comparisons"]
@@ -1147,7 +1147,7 @@ def plot(result: dict, out: Path) -> None:
         ax.axis("off")
     fig.suptitle("Paired differences with 95% intervals")
     fig.tight_layout()
-    fig.savefig(out / "differences.png", dpi=100)
+    save_png(fig, out / "differences.png", dpi=100)
     plt.close(fig)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -1165,7 +1165,7 @@ def plot(result: dict, out: Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "stage1_curves.png", dpi=100)
+    save_png(fig, out / "stage1_curves.png", dpi=100)
     plt.close(fig)
 
 

@@ -91,6 +91,16 @@ def resolve_run(run_dir: str | os.PathLike, notebook: str, *, model: str | None 
     return run
 
 
+def package_origin() -> str:
+    """``"source checkout"`` when ``qeu_utils`` is imported from a clone of the repository
+    (editable install or the clone on ``sys.path``), else ``"installed"``: what a reader needs,
+    without the path of the machine."""
+    import qeu_utils
+
+    checkout = Path(qeu_utils.__file__).resolve().parent.parent
+    return "source checkout" if (checkout / "pyproject.toml").is_file() else "installed"
+
+
 def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None,
           profile: str | None = None, seed: int | None = None,
           use_drive: bool = False) -> tuple[Path, str, dict]:
@@ -116,7 +126,7 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
     run = resolve_run(run_dir, notebook, model=model, profile=profile, seed=seed)
     import qeu_utils
 
-    print(f"qeu_utils {qeu_utils.__version__} from {Path(qeu_utils.__file__).parent}")
+    print(f"qeu_utils {qeu_utils.__version__} ({package_origin()})")
     print(hardware_markdown(hardware_report()))
     print(f"run: {run_dir} | model {run['model']} | profile {run['profile']} | seed "
           f"{run['seed']} (run.json written by {run['written_by']})")

@@ -253,6 +253,7 @@ def build_trainer(config: dict, callbacks: list | None = None) -> dict:
         model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
         peft_config=peft_config, callbacks=[_SaveAtEpochEnd(), *(callbacks or [])],
     )
+    plain_progress(trainer)
     print(estimate_line(trainer, config, precision, device), flush=True)
     return {"trainer": trainer, "tokenizer": tokenizer, "template": template,
             "eval_records": eval_records, "start": start, "packing": bool(packing),
@@ -478,6 +479,34 @@ def completion_only_trainer():
     return CompletionOnlySFTTrainer
 
 
+class LogLines(TrainerCallback):
+    """One plain line per logging step: ``step 10/20 | loss 2.3456 | lr 1.00e-04``."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            line = f"step {state.global_step}/{state.max_steps} | loss {logs['loss']:.4f}"
+            if "learning_rate" in logs:
+                line += f" | lr {logs['learning_rate']:.2e}"
+            print(line, flush=True)
+
+
+def plain_progress(trainer, plain: bool | None = None):
+    """With ``plain`` (default: ``QEU_PROGRESS=plain`` in the environment, which ``make
+    notebooks`` and ``make demo`` set), swap Trainer's live progress bar and its dict
+    printer for :class:`LogLines`, so a stored notebook shows no bar, widget or speed.
+    Returns the trainer."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    if plain is None:
+        plain = os.environ.get("QEU_PROGRESS") == "plain"
+    if plain:
+        for callback in (NotebookProgressCallback, ProgressCallback, PrinterCallback):
+            trainer.remove_callback(callback)
+        trainer.add_callback(LogLines())
+    return trainer
+
+
 class _SaveAtEpochEnd(TrainerCallback):
     """A checkpoint at each epoch end as well as every ``save_steps`` (Trainer's save
     strategies are one or the other)."""
@@ -508,7 +537,7 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> None:
     # without a display matplotlib falls back to Agg by itself.
     import matplotlib.pyplot as plt
 
-    from qeu_utils.plotting import use_cjk_font
+    from qeu_utils.plotting import save_png, use_cjk_font
 
     use_cjk_font()
     steps = [e["step"] for e in log_history if "loss" in e]
@@ -519,5 +548,5 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> None:
     ax.set_ylabel("training loss")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)

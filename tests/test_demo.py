@@ -116,9 +116,36 @@ def test_store_writes_outputs_back_without_papermill_timings(tmp_path):
     assert "papermill" not in stored.metadata
     assert all("papermill" not in c.metadata and "execution" not in c.metadata
                for c in stored.cells)
-    assert [c.execution_count for c in stored.cells if c.cell_type == "code"] == [1, 2, 3]
-    # Storing again changes nothing: no new cell id for papermill's injected parameters.
+    # papermill's injected parameters are gone; the code cells are numbered as one clean run
+    assert [c.metadata.get("tags", []) for c in stored.cells] == [["parameters"], []]
+    assert [c.execution_count for c in stored.cells if c.cell_type == "code"] == [1, 2]
+    # Storing again changes nothing.
     first = source.read_bytes()
     demo.run_notebooks(nbs, _profile(tmp_path, "  common: {}\n"), run_dir=tmp_path / "run",
                        store=True)
     assert source.read_bytes() == first
+
+
+def test_store_refuses_what_a_reader_must_not_see_and_keeps_the_source(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    source = _notebook(nbs / "00_first.ipynb", "print('くだっ' + chr(0xFFFD))")
+    before = source.read_bytes()
+    with pytest.raises(RuntimeError, match=r"(?s)00_first.ipynb not stored.*cell 1: U\+FFFD"):
+        demo.run_notebooks(nbs, _profile(tmp_path, "  common: {}\n"), run_dir=tmp_path / "run",
+                           store=True)
+    assert source.read_bytes() == before
+    assert "| 00_first | failed: ValueError |" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_the_kernel_of_a_run_shows_no_live_bars(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "00_first.ipynb",
+              "import os, warnings\nwarnings.filterwarnings('ignore', message='IProgress')\n"
+              "from tqdm.auto import tqdm\n"
+              "print(os.environ['QEU_PROGRESS'], sum(tqdm(range(3))), tqdm(range(3)).disable)")
+    demo.run_notebooks(nbs, _profile(tmp_path, "  common: {}\n"), run_dir=tmp_path / "run")
+    nb = nbformat.read(tmp_path / "run" / "00_first.ipynb", as_version=4)
+    assert [o.get("text") for o in nb.cells[-1].outputs] == ["plain 3 True\n"]
+    assert "QEU_PROGRESS" not in __import__("os").environ  # the caller's environment is restored

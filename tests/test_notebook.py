@@ -60,9 +60,7 @@ def test_every_notebook_has_the_same_setup_cell_and_the_readme_badges_agree():
         cells = nb["cells"]
         params = next(i for i, c in enumerate(cells)
                       if "parameters" in c["metadata"].get("tags", []))
-        # papermill stores the parameters it injected right after the parameters cell
-        setup = next(c for c in cells[params + 1:] if c["cell_type"] == "code"
-                     and "injected-parameters" not in c["metadata"].get("tags", []))
+        setup = next(c for c in cells[params + 1:] if c["cell_type"] == "code")
         assert notebook.SETUP_TAG in setup["metadata"]["tags"], path.name
         assert setup["source"] == notebook.setup_source(url, ref, path.stem), path.name
         assert "-e" not in "".join(setup["source"]).split()  # never an editable install

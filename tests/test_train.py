@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -46,6 +47,18 @@ def test_stage1_writes_adapter_config_state_and_curve(stage1):
     assert lineage["template"] == "chat" and lineage["packing"] is False
     state = json.loads((out / "trainer_state.json").read_text())
     assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
+
+
+def test_plain_progress_prints_one_line_per_logging_step(init_dir, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.setenv("QEU_PROGRESS", "plain")  # what make notebooks sets
+    train(_config(init_dir, tmp_path / "out", max_steps=2))
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split(" | ")[0] for line in lines] == ["step 1/2", "step 2/2"]
+    assert all(re.fullmatch(r"step \d/2 \| loss \d+\.\d{4} \| lr \d\.\d\de[-+]\d\d", line)
+               for line in lines), lines
+    assert "{'loss'" not in out  # Trainer's own dict printer is gone
 
 
 class _Crash(TrainerCallback):

@@ -141,6 +141,6 @@ def test_each_notebook_runs_alone_on_a_simulated_colab(wheel_env, stem, tmp_path
     printed = "".join("".join(o.get("text", "")) for c in nb["cells"]
                       if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "Colab runtime detected." in printed
-    assert f"from {wheel_env['site'] / 'qeu_utils'}" in printed  # the wheel, not the checkout
+    assert "qeu_utils 0.1.0 (installed)" in printed  # the wheel, not the checkout
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["model"] == "tiny-random" and run["written_by"] == stem

@@ -380,8 +380,10 @@ def build_dolly(
     provenance = "project" if Path(source).resolve() == SAMPLE.resolve() else "dolly-ja"
     split = split_parts(revised.to_list(), parts, seed)
     names = [f"part-{k + 1}-of-{parts}" for k in range(parts)]
+    # The packaged sample is named as the package ships it, not by this machine's path to it.
+    shown = f"qeu_utils/data/sources/{SAMPLE.name}" if provenance == "project" else str(source)
     report = {
-        "source": str(source), "records_in": len(dataset), "records_out": len(revised),
+        "source": shown, "records_in": len(dataset), "records_out": len(revised),
         "style": style, "seed": seed, "steps": steps,
         "parts": [{"name": n, "records": len(p), "by_category": dict(sorted(Counter(
             r["category"] for r in p).items()))} for n, p in zip(names, split, strict=True)],
