@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.qeu-installed
 
-.PHONY: setup demo notebooks test test-fast data bench lint clean-venv
+.PHONY: setup demo notebooks test test-fast check data bench lint clean-venv
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ test: setup
 # Quick loop while editing: skips the real-model and notebook tests.
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# The loop while editing: lint, then the fast tests.
+check: lint test-fast
 
 # Speed checks, each printed as a ratio to a baseline run in the same process.
 bench: setup
