@@ -36,10 +36,9 @@ _TABLE_ROW = re.compile(r"\S(?: {2,}\S+){3,}")
 def machine_paths(text: str, extra_roots: tuple[str, ...] = ()) -> list[str]:
     """The absolute machine paths in ``text`` (each match with a little context)."""
     found = [text[max(0, m.start() - 30):m.end() + 30] for m in _MACHINE_PATH.finditer(text)]
-    for root in extra_roots:
-        start = text.find(root)
-        if start >= 0:
-            found.append(text[max(0, start - 10):start + len(root) + 30])
+    for root in extra_roots:  # as a path's start: "/w" must not match "…org/wiki/"
+        for m in re.finditer(r"(?<![\w.~-])" + re.escape(root.rstrip("/")) + "/", text):
+            found.append(text[max(0, m.start() - 10):m.end() + 30])
     return found
 
 

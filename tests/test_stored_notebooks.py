@@ -152,6 +152,10 @@ def test_problems_name_the_cell_and_what_a_reader_would_see(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
         "stream", text="see https://ja.wikipedia.org/wiki/富士山 or .venv/ " + "word " * 40)])]
     assert stored.problems(nb) == []
+    assert stored.problems(nb, extra_roots=("/w",)) == []
+    nb.cells[0].outputs[0]["text"] = "wrote /w/x/runs/init"
+    assert stored.problems(nb, extra_roots=("/w",)) == ["notebook cell 0: machine path: "
+                                                        "'wrote /w/x/runs/init'"]
 
 
 def test_a_large_notebook_is_named_with_its_size():
