@@ -92,12 +92,13 @@ def test_a_lora_training_step_runs(smollm2, tmp_path):
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_a_streamed_answer_cut_by_the_token_limit_prints_whole_characters(smollm2, capsys):
+def test_a_streamed_answer_cut_by_the_token_limit_prints_whole_characters(capsys):
     """24 tokens end inside a character of this answer (its bytes alone decode to U+FFFD):
     neither the printed stream nor the returned answer may show that stub."""
     from qeu_utils.chat import reply
 
-    model, tokenizer = smollm2
+    # A model of its own: the module's fixture has a LoRA adapter trained into it above.
+    model, tokenizer = load_model("smollm2-135m-instruct", device="cpu")
     answer = reply(model, tokenizer, "この文を中国語に訳して。今日は雨だ。", max_new_tokens=24,
                    stream=True)
     printed = capsys.readouterr().out
