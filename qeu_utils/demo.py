@@ -68,8 +68,7 @@ def store_outputs(executed: Path, target: Path) -> None:
 
     nb = stored.clean(nbformat.read(executed, as_version=4), REPO_ROOT)
     nbformat.validator.normalize(nb)
-    roots = (str(REPO_ROOT.parent),) if REPO_ROOT.parent != REPO_ROOT.parent.parent else ()
-    found = stored.problems(nb, target.name, roots)
+    found = stored.problems(nb, target.name, stored.checkout_roots(REPO_ROOT))
     if found:
         raise ValueError(f"{target.name} not stored (the executed copy is {executed}):\n"
                          + "\n".join(found))

@@ -33,6 +33,13 @@ _HTML_PROGRESS = re.compile(r"<progress[\s>]")
 _TABLE_ROW = re.compile(r"\S(?: {2,}\S+){3,}")
 
 
+def checkout_roots(repo_root: Path) -> tuple[str, ...]:
+    """The checkout's parent folder, a path of this machine that no committed file may name
+    (none when the checkout sits at the top of the file system)."""
+    parent = Path(repo_root).resolve().parent
+    return (str(parent),) if parent != parent.parent else ()
+
+
 def machine_paths(text: str, extra_roots: tuple[str, ...] = ()) -> list[str]:
     """The absolute machine paths in ``text`` (each match with a little context)."""
     found = [text[max(0, m.start() - 30):m.end() + 30] for m in _MACHINE_PATH.finditer(text)]

@@ -15,8 +15,7 @@ from qeu_utils.profiles import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# The checkout's parent: a path of this machine that no committed file may name.
-ROOTS = (str(REPO.parent),) if REPO.parent != REPO.parent.parent else ()
+ROOTS = stored.checkout_roots(REPO)
 
 T4 = {"cuda": True, "name": "Tesla T4", "capability": (7, 5), "memory_gib": 14.7,
       "bf16_native": False}
