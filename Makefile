@@ -59,6 +59,7 @@ bench: setup
 
 lint: setup
 	$(PY) -m ruff check qeu_utils tests bench
+	$(VENV)/bin/lint-imports
 
 clean-venv:
 	rm -rf $(VENV)

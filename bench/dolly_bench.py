@@ -12,7 +12,7 @@ import time
 
 from datasets import Dataset
 
-from qeu_utils.build.dolly import SAMPLE, revise
+from qeu_utils.builders.dolly import SAMPLE, revise
 
 DOLLY_SIZE = 15011
 

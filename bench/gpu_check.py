@@ -6,7 +6,7 @@ each profile (``cpu``, ``t4``, ``l4``, ``a100``) a few LoRA training steps with 
 batch, max length, precision and gradient checkpointing on a *randomly initialized* model of
 the profile model's architecture and size (built from its config: nothing is downloaded),
 using the training loop's completion-only loss (half of each sequence masked as prompt):
-measured tokens/s and peak memory next to ``qeu_utils.estimate``'s prediction, as ratios.
+measured tokens/s and peak memory next to ``qeu_utils.training.estimate``'s prediction, as ratios.
 The fp16 of the t4 profile runs as Trainer runs it (autocast + gradient scaling).
 
 With no CUDA GPU it prints the report and exits 0; ``--device cpu`` runs the cpu profile's
@@ -31,7 +31,7 @@ def random_model(profile_model: str, dtype, device: str):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Olmo2Config
 
-    from qeu_utils.estimate import shape_of
+    from qeu_utils.training.estimate import shape_of
 
     s = shape_of(profile_model)
     kind = Olmo2Config if "OLMo-2" in profile_model else LlamaConfig
@@ -46,7 +46,7 @@ def random_model(profile_model: str, dtype, device: str):
 
 def completion_loss(model, ids, labels):
     """The training loop's loss for Llama-style models: the LM head on labelled positions only
-    (qeu_utils.train's CompletionOnlySFTTrainer)."""
+    (qeu_utils.training.train's CompletionOnlySFTTrainer)."""
     import torch.nn.functional as F
 
     base = model.get_base_model()
@@ -62,8 +62,8 @@ def run_case(name: str, device: str, steps: int, warmup: int, seq_len: int | Non
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from qeu_utils import estimate as est
-    from qeu_utils.profiles import load_profile
+    from qeu_utils.training import estimate as est
+    from qeu_utils.training.profiles import load_profile
 
     profile = load_profile(name)
     precision = est.profile_precision(profile)
@@ -154,7 +154,7 @@ def line(r: dict) -> str:
 def main() -> int:
     import torch
 
-    from qeu_utils.profiles import hardware_markdown, hardware_report
+    from qeu_utils.training.profiles import hardware_markdown, hardware_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)

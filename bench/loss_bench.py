@@ -1,4 +1,4 @@
-"""Held-out loss: the LM head on the labelled positions only (``qeu_utils.loss``) against the
+"""Held-out loss: the LM head on the labelled positions only (``qeu_utils.model.loss``) against the
 model's full forward (logits for every position), same model, records and batches, one process.
 
 The records are the shipped Dolly sample's held-out part, revised as notebook 07 does: long
@@ -19,9 +19,9 @@ from pathlib import Path
 
 
 def dolly_eval_records() -> list[dict]:
-    from qeu_utils.build.dolly import build_dolly
-    from qeu_utils.records import read_jsonl
-    from qeu_utils.sources import dolly_sample_path
+    from qeu_utils.builders.dolly import build_dolly
+    from qeu_utils.core.records import read_jsonl
+    from qeu_utils.core.resources import dolly_sample_path
 
     out = Path(tempfile.mkdtemp()) / "dolly"
     build_dolly(dolly_sample_path(), out, parts=4, seed=0)
@@ -31,7 +31,7 @@ def dolly_eval_records() -> list[dict]:
 def full_forward_loss(model, batches, transposed: bool = False) -> float:
     """The baseline: the model's logits at every position, then the masked cross-entropy —
     over flattened positions, or (``transposed``) over ``[batch, vocab, length]`` logits, as
-    ``heldout_loss`` computed it before ``qeu_utils.loss``."""
+    ``heldout_loss`` computed it before ``qeu_utils.model.loss``."""
     import torch
     import torch.nn.functional as F
 
@@ -52,7 +52,7 @@ def full_forward_loss(model, batches, transposed: bool = False) -> float:
 def head_on_labels_loss(model, batches) -> float:
     import torch
 
-    from qeu_utils.loss import token_nll
+    from qeu_utils.model.loss import token_nll
 
     total = 0.0
     with torch.no_grad():
@@ -80,9 +80,9 @@ def main() -> None:
 
     import torch
 
-    from qeu_utils.evaluate import loss_batches
-    from qeu_utils.loss import fast_loss_ok
-    from qeu_utils.models import load_model
+    from qeu_utils.evaluation.evaluate import loss_batches
+    from qeu_utils.model.loss import fast_loss_ok
+    from qeu_utils.model.models import load_model
 
     model, tokenizer = load_model(args.model, dtype="float32")
     model.eval()
@@ -104,7 +104,7 @@ def main() -> None:
           f"summed loss {before_loss:.4f}")
     print(f"full forward, flat cross-entropy:               {base_s:6.2f} s/pass, "
           f"summed loss {base_loss:.4f}")
-    print(f"LM head on labels only (qeu_utils.loss):        {ours_s:6.2f} s/pass, "
+    print(f"LM head on labels only (qeu_utils.model.loss):        {ours_s:6.2f} s/pass, "
           f"summed loss {ours_loss:.4f}")
     print(f"ratio before / ours: {before_s / ours_s:.2f}x; full forward / ours: "
           f"{base_s / ours_s:.2f}x")

@@ -1,4 +1,4 @@
-"""Throughput of qeu_utils.style.detect_style against raw fugashi tokenization.
+"""Throughput of qeu_utils.text.style.detect_style against raw fugashi tokenization.
 
 Builds a deterministic corpus of 10,000 real Japanese sentences (plain sentences, their
 polite forms, with leading clauses and quotes, and pairs of main clauses joined by が/けど),
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 try:
-    from qeu_utils import style
+    from qeu_utils.text import style
 except ImportError:  # run from a checkout where the package is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from qeu_utils import style
+    from qeu_utils.text import style
 
 PLAIN = [
     "毎朝コーヒーを飲む。",

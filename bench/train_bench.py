@@ -1,7 +1,7 @@
 """Stage-1 training throughput: our setup against a naive baseline, same model and data, one
 process.
 
-- ours: ``qeu_utils.train`` (TRL SFTTrainer + LoRA, completion-only loss, length-grouped
+- ours: ``qeu_utils.training.train`` (TRL SFTTrainer + LoRA, completion-only loss, length-grouped
   batches padded per batch; packing where FlashAttention makes it correct);
 - baseline: transformers ``Trainer`` + the same LoRA, random batches padded to the longest,
   loss on every token.
@@ -42,7 +42,7 @@ def timed_train(trainer) -> float:
 
 
 def ours(model: str, data: Path, steps: int, batch: int, out: Path):
-    from qeu_utils.train import build_trainer, load_config
+    from qeu_utils.training.train import build_trainer, load_config
 
     config = load_config(None, model=model, dataset=str(data), output_dir=str(out),
                          max_steps=steps, batch_size=batch, save_steps=10_000,
@@ -56,9 +56,9 @@ def baseline(model: str, data: Path, steps: int, batch: int, out: Path):
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    from qeu_utils.models import load_model
-    from qeu_utils.prompting import render, resolve_template
-    from qeu_utils.records import read_jsonl
+    from qeu_utils.core.records import read_jsonl
+    from qeu_utils.model.models import load_model
+    from qeu_utils.model.prompting import render, resolve_template
 
     lm, tokenizer = load_model(model, device="cpu")
     template = resolve_template(tokenizer)
@@ -78,7 +78,7 @@ def baseline(model: str, data: Path, steps: int, batch: int, out: Path):
 
 
 def main() -> None:
-    from qeu_utils.build.mix import build_init, write_init
+    from qeu_utils.builders.mix import build_init, write_init
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")

@@ -9,8 +9,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from qeu_utils import analysis  # noqa: E402
-from qeu_utils.analysis import (  # noqa: E402
+from qeu_utils.analysis import analysis  # noqa: E402
+from qeu_utils.analysis.analysis import (  # noqa: E402
     alignment,
     chat_prompt,
     logit_lens,
@@ -24,7 +24,7 @@ from qeu_utils.analysis import (  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from qeu_utils.models import load_model
+    from qeu_utils.model.models import load_model
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QEU_CACHE", str(tmp_path_factory.mktemp("qeu-cache")))
@@ -179,7 +179,7 @@ def test_sentence_states_average_every_token(tiny):
 def test_pooled_states_run_the_lora_adapter(tiny):
     from peft import LoraConfig, get_peft_model
 
-    from qeu_utils.models import load_model
+    from qeu_utils.model.models import load_model
 
     _, tokenizer = tiny
     base, _ = load_model("tiny-random", device="cpu")  # its own copy: PEFT wraps in place
@@ -350,7 +350,7 @@ def test_answer_probabilities_average_to_the_logit_lens(tiny):
 
 
 def test_kanji_forms_in_takes_items_not_instruction_words():
-    from qeu_utils.records import make_record
+    from qeu_utils.core.records import make_record
 
     records = [
         make_record(category="kanji", task="ja_to_hans", instruction="「鉄」の簡体字は何ですか？",

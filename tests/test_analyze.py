@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from qeu_utils.analyze import analyze, headline, report
+from qeu_utils.analysis.analyze import analyze, headline, report
 
 
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
-    from qeu_utils.build.mix import build_init, write_init
-    from qeu_utils.train import load_config, train
+    from qeu_utils.builders.mix import build_init, write_init
+    from qeu_utils.training.train import load_config, train
 
     root = tmp_path_factory.mktemp("analyze")
     train_records, held_out = build_init(size=40, seed=0, categories=["kanji", "style"])
@@ -60,10 +60,10 @@ def test_headline_picks_the_best_layer_and_the_middle_style_layer():
 
 
 def test_seen_kanji_come_from_the_stages_lineage_and_are_measured_apart(stage1):
-    from qeu_utils.analysis import kanji_forms_in, kanji_items
-    from qeu_utils.analyze import analyze_model, seen_forms
-    from qeu_utils.models import load_model
-    from qeu_utils.records import read_jsonl
+    from qeu_utils.analysis.analysis import kanji_forms_in, kanji_items
+    from qeu_utils.analysis.analyze import analyze_model, seen_forms
+    from qeu_utils.core.records import read_jsonl
+    from qeu_utils.model.models import load_model
 
     data, out1 = stage1
     taught = kanji_forms_in(read_jsonl(data / "train.jsonl"))

@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
-from qeu_utils.build.country import build_country
-from qeu_utils.build.food import build_food
-from qeu_utils.build.kanji import SEVERAL, build_kanji
-from qeu_utils.records import validate
-from qeu_utils.sources import SourceError, read_dishes
+from qeu_utils.builders.country import build_country
+from qeu_utils.builders.food import build_food
+from qeu_utils.builders.kanji import SEVERAL, build_kanji
+from qeu_utils.core.records import validate
+from qeu_utils.text.sources import SourceError, read_dishes
 
 
 def _by_task(groups, key):
@@ -58,7 +58,7 @@ def test_a_simplified_form_shared_by_two_kanji_names_both(kanji_groups):
 
 
 def test_no_single_answer_is_a_wrong_form_for_ambiguous_kanji(kanji_groups):
-    from qeu_utils.kanji import variants
+    from qeu_utils.text.kanji import variants
 
     for g in kanji_groups:
         v = variants(g.key)
@@ -147,7 +147,7 @@ STYLE_HEADER = "plain\tpolite\tzh\ten\ttopic\tgrammar\n"
 
 
 def test_trilingual_rows_are_checked_against_the_style_tools(tmp_path):
-    from qeu_utils.build.style import build_style
+    from qeu_utils.builders.style import build_style
 
     path = tmp_path / "tri.tsv"
     ok = "\t".join(["東京は日本の首都だ。", "東京は日本の首都です。", "东京是日本的首都。",
@@ -180,7 +180,7 @@ def test_trilingual_rows_are_checked_against_the_style_tools(tmp_path):
 
 
 def test_the_shipped_trilingual_file_passes_its_checks():
-    from qeu_utils.build.style import build_style
+    from qeu_utils.builders.style import build_style
 
     groups = build_style()
     assert len(groups) == 440
@@ -188,7 +188,7 @@ def test_the_shipped_trilingual_file_passes_its_checks():
 
 
 def test_trilingual_covers_the_forms_the_converters_must_handle():
-    from qeu_utils.sources import read_trilingual
+    from qeu_utils.text.sources import read_trilingual
 
     rows = read_trilingual()
     tags = Counter(r["grammar"] for r in rows)
@@ -204,7 +204,7 @@ def test_trilingual_covers_the_forms_the_converters_must_handle():
 
 
 def test_katakana_category_has_table_loanwords_and_annotation():
-    from qeu_utils.build.katakana import build_katakana
+    from qeu_utils.builders.katakana import build_katakana
 
     records = [r for g in build_katakana() for r in g.records]
     tasks = Counter(r["task"] for r in records)
@@ -224,14 +224,14 @@ def test_katakana_category_has_table_loanwords_and_annotation():
 
 @pytest.fixture(scope="module")
 def default_build():
-    from qeu_utils.build.mix import build_init
+    from qeu_utils.builders.mix import build_init
 
     return build_init(size=300, seed=0)
 
 
 @pytest.fixture(scope="module")
 def full_build():
-    from qeu_utils.build.mix import build_init
+    from qeu_utils.builders.mix import build_init
 
     return build_init(size=None, seed=0)
 
@@ -240,7 +240,7 @@ def full_build():
 def test_instructions_carry_the_style_link(build, request):
     # README: tasks answered in Chinese are asked in plain Japanese, tasks answered in English
     # politely; in every category, in the default build and in --size all.
-    from qeu_utils.build.mix import instruction_style_lines, instruction_styles
+    from qeu_utils.builders.mix import instruction_style_lines, instruction_styles
 
     train, held_out = request.getfixturevalue(build)
     shares = instruction_styles(train + held_out)
@@ -284,8 +284,45 @@ def test_eval_never_shares_an_item_with_train(default_build):
             assert r["input"] not in train_texts
 
 
+def _split_clash(seed):
+    """Record ids in both train and eval, or twice on one side, for both sizes of one seed."""
+    from qeu_utils.builders.mix import build_init, builders
+
+    groups = {c: build(seed) for c, build in builders().items()}
+    found = []
+    for size in (300, None):
+        train, held_out = build_init(size=size, seed=seed, groups=groups)
+        ids = [r["id"] for r in train], [r["id"] for r in held_out]
+        found += [(seed, size, "both", i) for i in set(ids[0]) & set(ids[1])]
+        found += [(seed, size, "twice", i) for side in ids for i, n in Counter(side).items()
+                  if n > 1]
+    return found
+
+
+def test_two_source_rows_that_make_one_record_land_on_one_side():
+    # Seed 7 split 「富士山は日本でいちばん高い山だ。」 and 「…である。」 apart; both make the
+    # polite record 「富士山は日本でいちばん高い山です。」 → English, so it was on both sides.
+    from qeu_utils.builders.common import merge_shared
+    from qeu_utils.builders.style import build_style
+
+    groups = build_style(7)
+    merged = merge_shared(groups)
+    (fuji,) = [g for g in merged if "富士山は日本でいちばん高い山だ。" in
+               {r["input"] for r in g.records}]
+    assert "富士山は日本でいちばん高い山である。" in {r["input"] for r in fuji.records}
+    ids = [r["id"] for g in merged for r in g.records]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {r["id"] for g in groups for r in g.records}
+    assert _split_clash(7) == []
+
+
+@pytest.mark.slow
+def test_the_split_is_clean_for_seeds_0_to_50_and_both_sizes():
+    assert [clash for seed in range(51) for clash in _split_clash(seed)] == []
+
+
 def test_same_arguments_same_bytes_and_no_silent_overwrite(tmp_path):
-    from qeu_utils.build.mix import build_init, write_init
+    from qeu_utils.builders.mix import build_init, write_init
 
     for name in ("a", "b"):
         train, held_out = build_init(size=120, seed=3)
@@ -303,8 +340,8 @@ def test_same_arguments_same_bytes_and_no_silent_overwrite(tmp_path):
 def test_outputs_load_as_datasets_and_in_llama_factory_layout(tmp_path):
     from datasets import load_from_disk
 
-    from qeu_utils.build.mix import build_init, write_init
-    from qeu_utils.records import read_jsonl
+    from qeu_utils.builders.mix import build_init, write_init
+    from qeu_utils.core.records import read_jsonl
 
     train, held_out = build_init(size=60, seed=0, categories=["kanji", "country"])
     out = write_init(tmp_path / "init", train, held_out, seed=0, size=60)
@@ -322,7 +359,7 @@ def test_outputs_load_as_datasets_and_in_llama_factory_layout(tmp_path):
 
 
 def test_bad_mix_arguments_are_named():
-    from qeu_utils.build.mix import build_init, quotas
+    from qeu_utils.builders.mix import build_init, quotas
 
     with pytest.raises(ValueError, match=r"unknown categories \['poems'\]"):
         build_init(categories=["poems"])
@@ -333,7 +370,7 @@ def test_bad_mix_arguments_are_named():
 
 
 def test_push_to_hub_uploads_only_the_build_with_the_env_token(tmp_path, fake_hub, capsys):
-    from qeu_utils.build.mix import build_init, push_to_hub, write_init
+    from qeu_utils.builders.mix import build_init, push_to_hub, write_init
 
     calls = fake_hub
     train, held_out = build_init(size=40, seed=0, categories=["country", "food"])
@@ -348,7 +385,7 @@ def test_push_to_hub_uploads_only_the_build_with_the_env_token(tmp_path, fake_hu
 
 
 def test_articles_become_continuation_records():
-    from qeu_utils.build.custom import article_records, paragraphs
+    from qeu_utils.builders.custom import article_records, paragraphs
 
     article = ("日本で最初の鉄道は1872年に開業した。新橋と横浜を結んだ。\n\n"
                "その後、鉄道は全国に広がりました。\n\n今では新幹線が各地を結んでいる。")
@@ -369,8 +406,8 @@ def test_articles_become_continuation_records():
 
 def test_parts_round_trip_and_feed_the_mix(tmp_path):
     """Notebooks 01–05 write parts, 06 mixes them: an edit made in a part reaches the mix."""
-    from qeu_utils.build.common import read_part, write_part
-    from qeu_utils.build.mix import build_init
+    from qeu_utils.builders.common import read_part, write_part
+    from qeu_utils.builders.mix import build_init
 
     groups = build_food(seed=0)
     path = write_part(groups, tmp_path, "food")

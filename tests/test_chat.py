@@ -2,20 +2,20 @@ import json
 
 import pytest
 
-from qeu_utils import chat
 from qeu_utils.__main__ import main
-from qeu_utils.records import make_record, write_jsonl
+from qeu_utils.core.records import make_record, write_jsonl
+from qeu_utils.sharing import chat
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from qeu_utils.models import load_model
+    from qeu_utils.model.models import load_model
 
     return load_model("tiny-random", device="cpu")
 
 
 def test_reply_is_the_greedy_answer_evaluation_gives(tiny):
-    from qeu_utils.evaluate import generate_answers
+    from qeu_utils.evaluation.evaluate import generate_answers
 
     model, tokenizer = tiny
     prompt = "日本の首都はどこですか？"
@@ -79,8 +79,8 @@ def test_question_set_without_a_run_uses_the_default_build():
         "capital (ja)", "capital (en)", "plain request → zh", "polite request → en",
         "held-out kanji", "held-out country", "held-out loanword"]
     # Taken from the default build's eval split (its exact items follow the packaged data).
-    from qeu_utils.build.mix import build_init
-    from qeu_utils.records import prompt_text
+    from qeu_utils.builders.mix import build_init
+    from qeu_utils.core.records import prompt_text
 
     _, held_out = build_init()
     for q, category in zip(questions[4:], ["kanji", "country", "katakana"], strict=True):

@@ -1,11 +1,11 @@
-"""Tests for qeu_utils.countries against CLDR names (through Babel)."""
+"""Tests for qeu_utils.text.countries against CLDR names (through Babel)."""
 
 import re
 
 import pytest
 from babel import Locale
 
-from qeu_utils.countries import OVERRIDES, Country, countries, country
+from qeu_utils.text.countries import OVERRIDES, Country, countries, country
 
 
 def test_count_is_un_members_and_observers():

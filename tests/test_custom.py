@@ -1,7 +1,7 @@
 import pytest
 
-from qeu_utils.build.custom import article_qa_records, sample_article, sections
-from qeu_utils.records import validate
+from qeu_utils.builders.custom import article_qa_records, sample_article, sections
+from qeu_utils.core.records import validate
 
 ARTICLE = """# 日本の鉄道
 

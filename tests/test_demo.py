@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from qeu_utils import demo
+from qeu_utils.notebooks import demo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def test_find_notebooks_in_numeric_order(tmp_path):
 
 def _profile(tmp_path: Path, notebooks: str) -> Path:
     """The packaged cpu profile with another ``notebooks:`` section."""
-    from qeu_utils.sources import profile_path
+    from qeu_utils.core.resources import profile_path
 
     text = profile_path("cpu").read_text(encoding="utf-8")
     path = tmp_path / "p.yaml"
@@ -66,7 +66,7 @@ def test_run_writes_executed_copies_metrics_and_report(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     _notebook(nbs / "00_first.ipynb",
-              "from qeu_utils.demo import record_metrics\n"
+              "from qeu_utils.notebooks.demo import record_metrics\n"
               "record_metrics(RUN_DIR, '00_first', {'answer': 6 * 7, 'loss': 0.123456})")
     _notebook(nbs / "01_second.ipynb", "x = 1")
     profile = _profile(tmp_path, "  common: {}\n")

@@ -5,8 +5,8 @@ import json
 import pytest
 from datasets import Dataset
 
-from qeu_utils.build import dolly
-from qeu_utils.build.dolly import DollySourceError, broken_reason, edit_prose, normalize_text
+from qeu_utils.builders import dolly
+from qeu_utils.builders.dolly import DollySourceError, broken_reason, edit_prose, normalize_text
 
 
 def _rows(*rows):
@@ -175,7 +175,7 @@ def test_sample_normalization_survivors(sample_revision):
 
 def test_sample_polite_questions_get_polite_answers(sample_revision):
     # Style is the curriculum's first signal: a polite question must not teach a plain answer.
-    from qeu_utils.style import Style, detect_style
+    from qeu_utils.text.style import Style, detect_style
 
     _, kept, _ = sample_revision
     questions = {i: r for i, r in kept.items() if r["instruction"].endswith("？")
@@ -216,7 +216,7 @@ def test_build_writes_parts_report_and_card(tmp_path):
     assert sum(sizes) == report["records_out"] == 118 and max(sizes) - min(sizes) <= 1
     saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert saved["steps"][1]["by_reason"]["empty_output"] == 3
-    from qeu_utils.records import read_jsonl
+    from qeu_utils.core.records import read_jsonl
 
     records = read_jsonl(out / "part-1-of-4.jsonl")
     assert {r["category"] for r in records} == {"dolly"}

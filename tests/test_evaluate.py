@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from qeu_utils import evaluate as ev
-from qeu_utils.models import load_model
-from qeu_utils.prompting import render
-from qeu_utils.records import RecordError, make_record
+from qeu_utils.core.records import RecordError, make_record
+from qeu_utils.evaluation import evaluate as ev
+from qeu_utils.model.models import load_model
+from qeu_utils.model.prompting import render
 
 
 def rec(category, task, instruction, output, input="", style="", lang="ja>ja"):

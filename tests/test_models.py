@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from qeu_utils import models
-from qeu_utils.models import ModelNotAvailableError, load_model, resolve_model
+from qeu_utils.model import models
+from qeu_utils.model.models import ModelNotAvailableError, load_model, resolve_model
 
 TEXTS = [
     "今日は雨が降っているので、家で本を読みます。",

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from qeu_utils import notebook
-from qeu_utils.notebook import RunMismatchError, resolve_run, set_repo
+from qeu_utils.notebooks import session as notebook
+from qeu_utils.notebooks.session import RunMismatchError, resolve_run, set_repo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_a_mismatched_model_names_both_models_and_who_set_them(tmp_path):
 
 
 def test_without_a_model_the_profile_chooses(tmp_path, monkeypatch):
-    monkeypatch.setattr("qeu_utils.profiles.choose_profile", lambda *a, **k: "cpu")
+    monkeypatch.setattr("qeu_utils.training.profiles.choose_profile", lambda *a, **k: "cpu")
     run = resolve_run(tmp_path, "01_style_dataset")
     assert (run["model"], run["profile"]) == ("smollm2-135m-instruct", "cpu")
 

@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from qeu_utils.plotting import GLYPH_CHECK, cjk_font_path, missing_glyphs, use_cjk_font  # noqa: E402
+from qeu_utils.core.plotting import GLYPH_CHECK, cjk_font_path, missing_glyphs, use_cjk_font  # noqa: E402
 
 
 def test_a_full_cjk_font_is_found():

@@ -5,17 +5,17 @@ import itertools
 import pytest
 import torch
 
-from qeu_utils import estimate as est
-from qeu_utils.profiles import (
+from qeu_utils.text.sources import SourceError
+from qeu_utils.training import estimate as est
+from qeu_utils.training.estimate import profiles_table
+from qeu_utils.training.profiles import (
     PROFILES,
     REQUIRED,
     choose_profile,
     hardware_markdown,
     hardware_report,
     load_profile,
-    profiles_table,
 )
-from qeu_utils.sources import SourceError
 
 GIB = 2**30
 
@@ -61,7 +61,7 @@ def test_unknown_profile_lists_the_known_ones():
 
 
 def test_a_profile_file_with_a_missing_or_mistyped_key_is_named(tmp_path):
-    from qeu_utils.sources import profile_path
+    from qeu_utils.core.resources import profile_path
 
     text = profile_path("t4").read_text(encoding="utf-8")
     missing = tmp_path / "missing.yaml"
@@ -91,8 +91,8 @@ def test_choose_profile_from_capability_and_memory(info, expected):
 
 
 def test_simulated_t4_with_emulated_bf16_gets_fp16_and_the_t4_profile(monkeypatch):
-    from qeu_utils.models import default_dtype
-    from qeu_utils.train import _precision, load_config
+    from qeu_utils.model.models import default_dtype
+    from qeu_utils.training.train import _precision, load_config
 
     simulate_gpu(monkeypatch, "Tesla T4", (7, 5), 14.6, bf16_supported=True)
     assert default_dtype("cuda") is torch.float16
@@ -109,8 +109,8 @@ def test_simulated_t4_with_emulated_bf16_gets_fp16_and_the_t4_profile(monkeypatc
 
 @pytest.mark.parametrize("memory_gib", [39.4, 79.3])
 def test_simulated_a100_gets_bf16_and_the_a100_profile(monkeypatch, memory_gib):
-    from qeu_utils.models import default_dtype
-    from qeu_utils.train import _precision, load_config
+    from qeu_utils.model.models import default_dtype
+    from qeu_utils.training.train import _precision, load_config
 
     simulate_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB", (8, 0), memory_gib)
     assert default_dtype("cuda") is torch.bfloat16

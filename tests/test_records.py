@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from qeu_utils.records import (
+from qeu_utils.core.records import (
     FIELDS,
     RecordError,
     make_record,

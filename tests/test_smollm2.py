@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from qeu_utils import models
-from qeu_utils.models import load_model, resolve_model
+from qeu_utils.model import models
+from qeu_utils.model.models import load_model, resolve_model
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_a_lora_training_step_runs(smollm2, tmp_path):
 def test_a_streamed_answer_cut_by_the_token_limit_prints_whole_characters(capsys):
     """24 tokens end inside a character of this answer (its bytes alone decode to U+FFFD):
     neither the printed stream nor the returned answer may show that stub."""
-    from qeu_utils.chat import reply
+    from qeu_utils.sharing.chat import reply
 
     # A model of its own: the module's fixture has a LoRA adapter trained into it above.
     model, tokenizer = load_model("smollm2-135m-instruct", device="cpu")

@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from qeu_utils import stored
-from qeu_utils.profiles import load_profile
+from qeu_utils.notebooks import stored
+from qeu_utils.training.profiles import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -68,7 +68,7 @@ def _run_all_until_setup(path: Path, cwd: Path, info: dict, monkeypatch, capsys)
     ``google.colab`` module present and the GPU that ``info`` describes."""
     monkeypatch.chdir(cwd)
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setattr("qeu_utils.profiles.device_info", lambda: info)
+    monkeypatch.setattr("qeu_utils.training.profiles.device_info", lambda: info)
     cells = _cells(path)
     namespace = {"__name__": "__main__"}
     exec("".join(_tagged(cells, "parameters")["source"]), namespace)

@@ -1,4 +1,4 @@
-"""Tests for qeu_utils.style: splitting, detection and plain ⇄ polite conversion."""
+"""Tests for qeu_utils.text.style: splitting, detection and plain ⇄ polite conversion."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qeu_utils.style import (
+from qeu_utils.text.style import (
     Style,
     _sentence_spans,
     detect_style,
@@ -227,7 +227,7 @@ def test_sentence_styles():
 
 def test_import_does_not_load_the_tagger():
     code = (
-        "import sys, qeu_utils.style as s; "
+        "import sys, qeu_utils.text.style as s; "
         "assert s._TAGGER is None and 'fugashi' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

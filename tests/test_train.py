@@ -8,13 +8,13 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from qeu_utils.records import read_jsonl
-from qeu_utils.train import build_trainer, lineage_of, load_config, load_trained, train
+from qeu_utils.core.records import read_jsonl
+from qeu_utils.training.train import build_trainer, lineage_of, load_config, load_trained, train
 
 
 @pytest.fixture(scope="module")
 def init_dir(tmp_path_factory):
-    from qeu_utils.build.mix import build_init, write_init
+    from qeu_utils.builders.mix import build_init, write_init
 
     train_records, held_out = build_init(size=60, seed=0, categories=["kanji", "country", "style"])
     return write_init(tmp_path_factory.mktemp("data") / "init", train_records, held_out,
@@ -122,7 +122,7 @@ def test_stage2_merge_folds_stage1_into_the_base(init_dir, stage1, tmp_path):
 def test_prompt_tokens_carry_no_loss(init_dir, tmp_path):
     stage = build_trainer(_config(init_dir, tmp_path / "s"))
     trainer, tokenizer = stage["trainer"], stage["tokenizer"]
-    from qeu_utils.records import read_jsonl
+    from qeu_utils.core.records import read_jsonl
 
     first = read_jsonl(init_dir / "train.jsonl")[0]
     example = trainer.train_dataset[0]
@@ -151,7 +151,7 @@ def test_bad_configs_are_named(tmp_path):
 
 
 def test_shipped_configs_load_by_name_or_path():
-    from qeu_utils.sources import config_path
+    from qeu_utils.core.resources import config_path
 
     for stage in (1, 2, 3):
         assert load_config(f"stage{stage}")["stage"] == stage
@@ -264,7 +264,7 @@ def test_an_identical_rerun_still_resumes(init_dir, tmp_path):
 def test_a_rebuilt_dataset_at_the_same_path_is_a_change(init_dir, tmp_path):
     import shutil
 
-    from qeu_utils.train import config_changes, run_record
+    from qeu_utils.training.train import config_changes, run_record
 
     data = tmp_path / "init"
     shutil.copytree(init_dir, data)
@@ -276,7 +276,7 @@ def test_a_rebuilt_dataset_at_the_same_path_is_a_change(init_dir, tmp_path):
 
 
 def test_invalid_precision_is_named():
-    from qeu_utils.train import _precision
+    from qeu_utils.training.train import _precision
 
     with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp16, fp32, "
                                          "got 'fp8'"):
@@ -289,7 +289,7 @@ def tiny_gemma2(tmp_path_factory):
     tiny-random tokenizer."""
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from qeu_utils.models import load_model
+    from qeu_utils.model.models import load_model
 
     _, tokenizer = load_model("tiny-random", device="cpu")
     torch.manual_seed(0)
@@ -308,7 +308,7 @@ def tiny_gemma2(tmp_path_factory):
 def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, tiny_gemma2):
     import torch.nn.functional as F
 
-    from qeu_utils.loss import fast_loss_ok
+    from qeu_utils.model.loss import fast_loss_ok
 
     config = _config(init_dir, tmp_path / "g", model=str(tiny_gemma2), max_steps=1)
     stage = build_trainer(config)
@@ -333,10 +333,10 @@ def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, ti
 
 
 def test_heldout_loss_of_a_softcapped_model_is_its_own_loss(init_dir, tiny_gemma2):
-    from qeu_utils.evaluate import encode_for_loss, heldout_loss
-    from qeu_utils.models import load_model
-    from qeu_utils.prompting import resolve_template
-    from qeu_utils.records import read_jsonl
+    from qeu_utils.core.records import read_jsonl
+    from qeu_utils.evaluation.evaluate import encode_for_loss, heldout_loss
+    from qeu_utils.model.models import load_model
+    from qeu_utils.model.prompting import resolve_template
 
     model, tokenizer = load_model(str(tiny_gemma2), device="cpu")
     record = read_jsonl(init_dir / "eval.jsonl")[0]
@@ -350,7 +350,7 @@ def test_heldout_loss_of_a_softcapped_model_is_its_own_loss(init_dir, tiny_gemma
 
 
 def test_llama_style_models_keep_the_fast_path(init_dir, tmp_path):
-    from qeu_utils.loss import fast_loss_ok
+    from qeu_utils.model.loss import fast_loss_ok
 
     trainer = build_trainer(_config(init_dir, tmp_path / "s"))["trainer"]
     assert fast_loss_ok(trainer.model)

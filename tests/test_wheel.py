@@ -121,7 +121,7 @@ def test_cli_from_the_installed_wheel(wheel_env):
     "08_stage1_finetune", "09_stage2_finetune", "10_embedding_analysis",
 ])
 def test_each_notebook_runs_alone_on_a_simulated_colab(wheel_env, stem, tmp_path):
-    from qeu_utils.demo import demo_parameters
+    from qeu_utils.notebooks.demo import demo_parameters
 
     params = {**demo_parameters("cpu")["common"], **demo_parameters("cpu").get(stem, {}),
               **TINY["common"], **TINY.get(stem, {}), "RUN_DIR": str(tmp_path / "run")}

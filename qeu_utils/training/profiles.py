@@ -1,0 +1,126 @@
+"""Hardware profiles: one YAML per kind of machine (``cpu``, ``t4``, ``l4``, ``a100``) that sets
+the model, batch, accumulation, max length, checkpointing and the budgets of the analysis and
+the experiment; the one that fits the detected GPU is picked automatically.
+
+- ``load_profile("t4")`` (or a path to a YAML file) → the profile as a dict, checked;
+- ``choose_profile()`` → the name that fits this machine (from the GPU's memory and compute
+  capability); ``hardware_report()`` / ``hardware_markdown()`` say what was found and why;
+"""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from qeu_utils.core.resources import profile_path
+
+PROFILES = ("cpu", "t4", "l4", "a100")
+
+REQUIRED = {
+    "name": str, "description": str, "gpu": (dict, type(None)), "model": str, "precision": str,
+    "batch_size": int, "grad_accum": int, "max_length": int, "gradient_checkpointing": bool,
+    "qlora": bool, "lora": dict, "stage1": dict, "stage2": dict, "analysis": dict,
+    "experiment": dict, "notebooks": dict,
+}
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+# Memory limits (GiB, as the driver reports total memory) of the profiles' cards; a T4 reports
+# 14.6–15.8 GiB for its nominal 16 GB, an L4 22.5 GiB for 24 GB, so leave a margin.
+T4_MAX_GIB = 17.0
+L4_MAX_GIB = 25.0
+
+
+def load_profile(name_or_path: str | os.PathLike) -> dict:
+    """A packaged profile by name (``"cpu"``, ``"t4"``, ``"l4"``, ``"a100"``) or a YAML file
+    with the same keys; unknown names and missing or mistyped keys are errors."""
+
+    path = profile_path(name_or_path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of profile settings")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"{path}: missing profile key(s) {', '.join(missing)}")
+    unknown = sorted(set(data) - set(REQUIRED))
+    if unknown:
+        raise ValueError(f"{path}: unknown profile key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(REQUIRED)}")
+    for key, kind in REQUIRED.items():
+        # bool is an int in Python; a batch size of `true` is a typo, not a 1.
+        if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+            raise ValueError(f"{path}: {key} is {data[key]!r}, expected {_kind_name(kind)}")
+    if data["precision"] not in PRECISIONS:
+        raise ValueError(f"{path}: precision is {data['precision']!r}, expected one of "
+                         f"{', '.join(PRECISIONS)}")
+    return data
+
+
+def _kind_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", bool: "true or false", dict: "a mapping",
+             type(None): "null"}
+    return " or ".join(names[k] for k in kinds)
+
+
+def device_info() -> dict:
+    """What this machine has: ``cuda`` (bool) and, with a GPU, its ``name``, ``capability``
+    (major, minor), ``memory_gib`` and ``bf16_native``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"cuda": False, "name": None, "capability": None, "memory_gib": None,
+                "bf16_native": False}
+    from qeu_utils.model.models import native_bf16
+
+    props = torch.cuda.get_device_properties(0)
+    return {"cuda": True, "name": torch.cuda.get_device_name(0),
+            "capability": tuple(torch.cuda.get_device_capability(0)),
+            "memory_gib": round(props.total_memory / 2**30, 1), "bf16_native": native_bf16(0)}
+
+
+def choose_profile(info: dict | None = None) -> str:
+    """The profile that fits ``info`` (default: this machine's ``device_info()``)."""
+    return _choose(info or device_info())[0]
+
+
+def _choose(info: dict) -> tuple[str, str]:
+    if not info.get("cuda"):
+        return "cpu", "no CUDA GPU"
+    capability = tuple(info["capability"])
+    memory = info["memory_gib"]
+    cap = f"{capability[0]}.{capability[1]}"
+    if capability < (8, 0):
+        return "t4", f"compute capability {cap} < 8.0 (no native bf16)"
+    if memory <= T4_MAX_GIB:
+        return "t4", f"{memory:.1f} GiB ≤ {T4_MAX_GIB:.0f} GiB"
+    if memory <= L4_MAX_GIB:
+        return "l4", f"bf16 and {memory:.1f} GiB ≤ {L4_MAX_GIB:.0f} GiB"
+    return "a100", f"bf16 and {memory:.1f} GiB > {L4_MAX_GIB:.0f} GiB"
+
+
+def hardware_report(info: dict | None = None) -> dict:
+    """Device, GPU name, compute capability, memory, the precision training will use and the
+    profile chosen (with the reason)."""
+    info = info or device_info()
+    device = "cuda" if info.get("cuda") else "cpu"
+    profile, reason = _choose(info)
+    capability = info.get("capability")
+    # The rule of models.default_dtype, applied to `info` (which may describe another machine).
+    precision = ("bf16" if info["bf16_native"] else "fp16") if info.get("cuda") else "fp32"
+    return {"device": device, "gpu": info.get("name"),
+            "capability": f"{capability[0]}.{capability[1]}" if capability else None,
+            "memory_gib": info.get("memory_gib"), "precision": precision,
+            "profile": profile, "reason": reason}
+
+
+def hardware_markdown(report: dict | None = None) -> str:
+    """``hardware_report()`` as one printable paragraph."""
+    r = report or hardware_report()
+    if r["device"] == "cpu":
+        where = "No CUDA GPU: training runs on the CPU"
+    else:
+        where = (f"GPU: {r['gpu']} (compute capability {r['capability']}, "
+                 f"{r['memory_gib']:.1f} GiB)")
+    return (f"{where}; precision **{r['precision']}**; profile **{r['profile']}** "
+            f"({r['reason']}).")
