@@ -7,8 +7,9 @@ import pytest
 
 from qeu_utils.builders.country import build_country
 from qeu_utils.builders.food import build_food
-from qeu_utils.builders.kanji import SEVERAL, build_kanji
+from qeu_utils.builders.kanji import build_kanji
 from qeu_utils.core.records import validate
+from qeu_utils.text.kanji import SEVERAL
 from qeu_utils.text.sources import SourceError, read_dishes
 
 

@@ -227,8 +227,9 @@ def test_sentence_styles():
 
 def test_import_does_not_load_the_tagger():
     code = (
-        "import sys, qeu_utils.text.style as s; "
-        "assert s._TAGGER is None and 'fugashi' not in sys.modules"
+        "import sys, qeu_utils.text.style, qeu_utils.text.katakana; "
+        "from qeu_utils.text.tagger import tagger; "
+        "assert tagger.cache_info().currsize == 0 and 'fugashi' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

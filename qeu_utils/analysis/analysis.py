@@ -38,6 +38,9 @@ import weakref
 import numpy as np
 import torch
 
+from qeu_utils.core.log import progress as progress_bar
+from qeu_utils.core.plotting import pyplot, save_png
+
 __all__ = [
     "pooled_states",
     "sentence_states",
@@ -118,15 +121,6 @@ def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tup
     return [[sink, *x] for x in ids], [[(0, 0), *x] for x in offsets], 1
 
 
-def _progress(iterable, progress, total: int | None = None):
-    """``iterable`` with a tqdm bar when ``progress`` is true (a string is the bar's label);
-    long analyses run in the background, and their logs should say where they are."""
-    if not progress:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=progress if isinstance(progress, str) else None,
-                mininterval=5)
 
 
 def _pooled(model, tokenizer, ids: list[list[int]], weights: list[list[float]],
@@ -147,7 +141,7 @@ def _pooled(model, tokenizer, ids: list[list[int]], weights: list[list[float]],
     model.eval()
     with torch.no_grad():
         starts = range(0, len(order), batch_size)
-        for start in _progress(starts, progress, len(starts)):
+        for start in progress_bar(starts, progress, len(starts)):
             batch = order[start:start + batch_size]
             width = max(len(ids[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -441,7 +435,7 @@ def logit_lens(model, tokenizer, prompts: list[str], answers: list[str], *,
     sums: dict[str, torch.Tensor] = {}
     top_tokens: list[str] = []
     starts = range(0, len(prompts), batch_size)
-    for start in _progress(starts, progress, len(starts)):
+    for start in progress_bar(starts, progress, len(starts)):
         probs = next_token_distributions(model, tokenizer, prompts[start:start + batch_size])
         rows = torch.arange(probs.shape[1])
         expected = torch.tensor(answer_ids[start:start + probs.shape[1]])
@@ -478,7 +472,7 @@ def answer_probabilities(model, tokenizer, prompts: list[str], answers: list[str
     answer_ids = _first_tokens(tokenizer, prompts, answers)
     columns = []
     starts = range(0, len(prompts), batch_size)
-    for start in _progress(starts, progress, len(starts)):
+    for start in progress_bar(starts, progress, len(starts)):
         probs = next_token_distributions(model, tokenizer, prompts[start:start + batch_size])
         rows = torch.arange(probs.shape[1])
         expected = torch.tensor(answer_ids[start:start + probs.shape[1]])
@@ -561,9 +555,6 @@ def sentence_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, 
 
 
 _QUOTED = re.compile("「([^「」]+)」")
-# The note an ambiguous kanji answer ends with (qeu_utils.builders.kanji.SEVERAL); its own
-# characters (意, 味, 字, 異) are not forms of the kanji asked about.
-_SEVERAL_NOTE = re.compile("（[^（）]*）")
 
 
 def kanji_forms_in(records) -> set[str]:
@@ -571,6 +562,8 @@ def kanji_forms_in(records) -> set[str]:
     quoted 「x」 or the ``input`` of the question and each form of the answer
     (``辨・辯・瓣・弁（…）`` gives four). Words of the instructions do not count; kanji inside
     sentences of other categories do not either (they are text, not the item taught)."""
+    from qeu_utils.text.kanji import answer_forms
+
     forms: set[str] = set()
     for record in records:
         if record["category"] != "kanji":
@@ -578,8 +571,7 @@ def kanji_forms_in(records) -> set[str]:
         forms.update(_QUOTED.findall(record["instruction"]))
         if record["input"]:
             forms.add(record["input"])
-        answer = _SEVERAL_NOTE.sub("", record["output"])
-        forms.update(f for f in answer.split("・") if f)
+        forms.update(answer_forms(record["output"]))
     return forms
 
 
@@ -595,20 +587,9 @@ def split_seen(items: list[tuple], seen: set[str]) -> tuple[list[tuple], list[tu
 # --- plots -------------------------------------------------------------------------------
 
 
-def _pyplot():
-    # No matplotlib.use("Agg"): that would switch a notebook's inline backend off for good;
-    # without a display matplotlib falls back to Agg by itself.
-    import matplotlib.pyplot as plt
-
-    from qeu_utils.core.plotting import use_cjk_font
-
-    use_cjk_font()
-    return plt
 
 
 def _save(plt, fig, path: str | os.PathLike) -> None:
-    from qeu_utils.core.plotting import save_png
-
     fig.tight_layout()
     save_png(fig, path, dpi=110)
     plt.close(fig)
@@ -618,7 +599,7 @@ def plot_layer_curves(series: dict[str, list[dict]], key: str, path: str | os.Pa
                       title: str, ylabel: str) -> None:
     """``key`` per layer for each labelled run ("base", "stage 1", …), with a shaded CI band
     where the rows carry ``{key}_lo``/``{key}_hi``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for label, rows in series.items():
         layers = [r["layer"] for r in rows]
@@ -641,7 +622,7 @@ def plot_projection(states_by_form: dict, labels, path: str | os.PathLike, title
 
     ``labels``: a list of ``n`` strings shared by every form, or ``{form: [n strings]}`` so each
     point shows its own character (鉄, 鐵, 铁)."""
-    plt = _pyplot()
+    plt = pyplot()
     forms = list(states_by_form)
     arrays = [np.asarray(torch.as_tensor(states_by_form[f], dtype=torch.float32))
               for f in forms]
@@ -670,7 +651,7 @@ def plot_similarity_heatmap(a, b, labels: list[str], path: str | os.PathLike, ti
                             col_labels: list[str] | None = None) -> None:
     """Cosine similarity of every row of ``a`` ([n, H]) with every row of ``b``, at most 20
     rows, ticks labelled with the characters (``col_labels`` for ``b`` when they differ)."""
-    plt = _pyplot()
+    plt = pyplot()
     a, b = _unit(a)[0], _unit(b)[0]
     if a.shape[0] > 20 or b.shape[0] > 20:
         raise ValueError(f"a heatmap is readable for at most 20 rows, got {a.shape[0]} and "
@@ -688,7 +669,7 @@ def plot_similarity_heatmap(a, b, labels: list[str], path: str | os.PathLike, ti
 def plot_logit_lens(results: dict[str, dict], path: str | os.PathLike, title: str) -> None:
     """:func:`logit_lens` results per label: the answer's probability and the probability mass
     on English / Chinese / Japanese tokens, per layer (one line style per label)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     styles = ["-", "--", ":", "-."]
     colors = {"mass_en": "C0", "mass_zh": "C3", "mass_ja": "C2"}

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from qeu_utils.builders.common import Group, choose
 from qeu_utils.core.records import make_record
-from qeu_utils.text.kanji import joyo_kanji, variants
+from qeu_utils.text.kanji import joyo_kanji, kanji_answer, variants
 
 TEMPLATES = {
     # Answered in Chinese, so asked in plain Japanese (the curriculum's plain ⇄ Chinese link).
@@ -38,14 +38,7 @@ TEMPLATES = {
 }
 LANG = {"ja_to_hans": "ja>zh-Hans", "ja_to_hant": "ja>zh-Hant",
         "hans_to_ja": "zh-Hans>ja", "hant_to_ja": "zh-Hant>ja"}
-SEVERAL = "（意味によって字が異なります）"
 WEIGHT_SAME = 0.2
-
-
-def answer(forms: list[str]) -> str:
-    """One form as is; several joined with ・ and a note that the meaning decides."""
-    unique = list(dict.fromkeys(forms))
-    return unique[0] if len(unique) == 1 else "・".join(unique) + SEVERAL
 
 
 def _record(task: str, x: str, output: str, seed: int) -> dict:
@@ -73,14 +66,14 @@ def build_kanji(seed: int = 0) -> list[Group]:
         differs = len({v.japanese, v.traditional, v.simplified}) > 1
         hans = _simplified_forms(v)
         hant = list(v.candidates) if v.ambiguous else [v.traditional]
-        records = [_record("ja_to_hans", c, answer(hans), seed)]
+        records = [_record("ja_to_hans", c, kanji_answer(hans), seed)]
         if differs:
-            records.append(_record("ja_to_hant", c, answer(hant), seed))
+            records.append(_record("ja_to_hant", c, kanji_answer(hant), seed))
             for task, form, index in (("hans_to_ja", v.simplified, from_hans),
                                       ("hant_to_ja", v.traditional, from_hant)):
                 if (task, form) not in asked_back:
                     asked_back.add((task, form))
-                    records.append(_record(task, form, answer(index[form]), seed))
+                    records.append(_record(task, form, kanji_answer(index[form]), seed))
         groups.append(Group(key=c, records=records, weight=1.0 if differs else WEIGHT_SAME))
     return groups
 

@@ -1,8 +1,10 @@
 """Writes that either happen completely or not at all: a temporary file or directory next to
-the target, renamed into place. A crash or a bad record never leaves half a file behind."""
+the target, renamed into place. A crash or a bad record never leaves half a file behind. Also
+the one file digest the package uses (SHA-256)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -61,3 +63,20 @@ def refuse_to_replace(out_dir: str | os.PathLike, overwrite: bool) -> Path:
             f"{out_dir} already exists and is not empty; pass --overwrite to replace it"
         )
     return out_dir
+
+
+def atomic_copy(src, out: Path) -> None:
+    """Copy the open binary file ``src`` to ``out`` through a temporary file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, delete=False, suffix=".part") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(dst.name, out)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (model files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -37,3 +37,14 @@ def setup_logging(debug: bool | None = None) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+
+
+def progress(iterable, label, total: int | None = None):
+    """``iterable`` with a tqdm bar when ``label`` is true (a string is the bar's label): long
+    evaluations and analyses run in the background, and their logs should say where they are."""
+    if not label:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=label if isinstance(label, str) else None,
+                mininterval=5)

@@ -94,3 +94,14 @@ def save_png(fig, path, dpi: int = 110) -> None:
     fig.savefig(buffer, format="png", dpi=dpi)
     buffer.seek(0)
     Image.open(buffer).convert("RGB").quantize(256).save(path, format="PNG", optimize=True)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` with the CJK font set up: the one way the package plots.
+
+    No ``matplotlib.use("Agg")``: that would switch a notebook's inline backend off for good;
+    without a display matplotlib falls back to Agg by itself."""
+    import matplotlib.pyplot as plt
+
+    use_cjk_font()
+    return plt

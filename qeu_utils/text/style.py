@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from qeu_utils.text.tagger import tagger
+
 __all__ = [
     "Style",
     "split_sentences",
@@ -35,22 +37,6 @@ class Style(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-# --- tagger -------------------------------------------------------------------------------
-
-_TAGGER = None
-
-
-def _tagger():
-    # Built on first use: loading the dictionary takes a moment and the package promises
-    # that importing it does no work.
-    global _TAGGER
-    if _TAGGER is None:
-        import fugashi
-
-        _TAGGER = fugashi.Tagger()
-    return _TAGGER
 
 
 # --- sentence splitting -------------------------------------------------------------------
@@ -194,7 +180,7 @@ class _Sentence:
     def __init__(self, text: str) -> None:
         self.text = text
         try:
-            self.nodes = _tagger()(text)
+            self.nodes = tagger()(text)
         except (UnicodeError, ValueError, RuntimeError):
             # e.g. lone surrogates cannot be encoded for MeCab: treat as unanalyzable.
             self.nodes = []

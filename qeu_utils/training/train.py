@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from transformers import TrainerCallback
 
-from qeu_utils.core.atomic import atomic_write_json, atomic_write_text
+from qeu_utils.core.atomic import atomic_write_json, atomic_write_text, file_sha256
 from qeu_utils.model.loss import fast_loss_ok, token_nll
 
 DEFAULTS = {
@@ -447,11 +447,7 @@ def _data_files(config: dict) -> tuple[Path, Path | None]:
 
 
 def _digest(path: Path | None) -> str | None:
-    import hashlib
-
-    if path is None or not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path) if path is not None and path.is_file() else None
 
 
 def completion_only_trainer():
@@ -533,13 +529,9 @@ def _write_evaluation(out: Path, before: dict, after: dict) -> None:
 
 
 def plot_loss(log_history: list[dict], path: Path, title: str) -> None:
-    # No matplotlib.use("Agg"): that would switch a notebook's inline backend off for good;
-    # without a display matplotlib falls back to Agg by itself.
-    import matplotlib.pyplot as plt
+    from qeu_utils.core.plotting import pyplot, save_png
 
-    from qeu_utils.core.plotting import save_png, use_cjk_font
-
-    use_cjk_font()
+    plt = pyplot()
     steps = [e["step"] for e in log_history if "loss" in e]
     losses = [e["loss"] for e in log_history if "loss" in e]
     fig, ax = plt.subplots(figsize=(6, 3.2))
