@@ -67,19 +67,19 @@ def run_case(name: str, device: str, steps: int, warmup: int, seq_len: int | Non
 
     profile = load_profile(name)
     precision = est.profile_precision(profile)
-    batch = batch_size or profile["batch_size"]
-    length = seq_len or profile["max_length"]
-    ckpt = profile["gradient_checkpointing"]
+    batch = batch_size or profile.training["per_device_train_batch_size"]
+    length = seq_len or profile.training["max_length"]
+    ckpt = profile.training["activation_checkpointing"]
     dtype = getattr(torch, DTYPES[precision])
     cuda = device == "cuda"
     # Trainer keeps fp16 weights and trains fp32 adapters under autocast with a loss scaler;
     # bf16 needs no scaler; fp32 neither.
-    model, shape = random_model(profile["model"], dtype, device)
+    model, shape = random_model(profile.model, dtype, device)
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=profile["lora"].get("r", 16),
-                                             lora_alpha=profile["lora"].get("alpha", 32),
+    model = get_peft_model(model, LoraConfig(r=profile.training["lora_r"],
+                                             lora_alpha=profile.training["lora_alpha"],
                                              lora_dropout=0.05, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -118,11 +118,11 @@ def run_case(name: str, device: str, steps: int, warmup: int, seq_len: int | Non
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         where = "cpu"
     predicted = est.estimate(shape, seq_len=length, batch_size=batch, precision=precision,
-                             lora_r=profile["lora"].get("r", 16), gradient_checkpointing=ckpt,
+                             lora_r=profile.training["lora_r"], gradient_checkpointing=ckpt,
                              loss_fraction=0.5, device=where)
     tokens_per_s = steps * batch * length / seconds
     result = {
-        "profile": name, "model_shape_of": profile["model"], "precision": precision,
+        "profile": name, "model_shape_of": profile.model, "precision": precision,
         "batch_size": batch, "seq_len": length, "gradient_checkpointing": ckpt,
         "steps": steps, "last_loss": round(loss.item(), 3),
         "tokens_per_s": round(tokens_per_s), "estimated_tokens_per_s":

@@ -80,7 +80,7 @@ def main() -> None:
 
     import torch
 
-    from qeu_utils.evaluation.evaluate import loss_batches
+    from qeu_utils.evaluation.heldout import loss_batches
     from qeu_utils.model.loss import fast_loss_ok
     from qeu_utils.model.models import load_model
 

@@ -1,4 +1,4 @@
-"""Throughput of qeu_utils.text.style.detect_style against raw fugashi tokenization.
+"""Throughput of qeu_utils.text.style_detect.detect_style against raw fugashi tokenization.
 
 Builds a deterministic corpus of 10,000 real Japanese sentences (plain sentences, their
 polite forms, with leading clauses and quotes, and pairs of main clauses joined by が/けど),
@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 try:
-    from qeu_utils.text import style
+    from qeu_utils.text import sentences, style_convert, style_detect
+    from qeu_utils.text import tagger as unidic
 except ImportError:  # run from a checkout where the package is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from qeu_utils.text import style
+    from qeu_utils.text import sentences, style_convert, style_detect
+    from qeu_utils.text import tagger as unidic
 
 PLAIN = [
     "毎朝コーヒーを飲む。",
@@ -91,7 +93,7 @@ def build_corpus(min_size: int = 10_000) -> list[str]:
     Every base sentence in both styles, with every leading phrase; then two main clauses
     joined by が、/けど、 (plain or polite, as they come), until the corpus is full.
     """
-    bases = PLAIN + [style.to_polite(s) for s in PLAIN]
+    bases = PLAIN + [style_convert.to_polite(s) for s in PLAIN]
     corpus = [p + b for p in PREFIXES for b in bases]
     # Statements (no questions, no volitional 〜う) can take が/けど: drop their final 。.
     clauses = [b[:-1] for b in bases if b.endswith("。") and b[-2] not in "かねよう"]
@@ -135,18 +137,18 @@ def time_both(tokenize, detect, corpus: list[str], repeats: int, chunk: int = 25
 
 def main(repeats: int = 7) -> float:
     corpus = build_corpus()
-    tagger = style._tagger()  # the same Tagger detect_style uses
-    styles = [style.detect_style(t) for t in corpus]  # warm up, and a sanity summary
-    assert all(len(style.split_sentences(t)) == 1 for t in corpus), "corpus must be sentences"
-    tokenize_time, detect_time = time_both(tagger, style.detect_style, corpus, repeats)
+    tagger = unidic.tagger()  # the same Tagger detect_style uses
+    styles = [style_detect.detect_style(t) for t in corpus]  # warm up, and a sanity summary
+    assert all(len(sentences.split_sentences(t)) == 1 for t in corpus), "corpus must be sentences"
+    tokenize_time, detect_time = time_both(tagger, style_detect.detect_style, corpus, repeats)
     ratio = tokenize_time / detect_time
     n = len(corpus)
-    counts = {s.value: styles.count(s) for s in style.Style}
+    counts = {s.value: styles.count(s) for s in style_detect.Style}
     print(f"corpus: {n} sentences, {sum(len(t) for t in corpus)} characters; styles {counts}")
     print(f"tokenize: {tokenize_time:.3f} s ({n / tokenize_time:,.0f} sentences/s)")
     print(f"detect_style: {detect_time:.3f} s ({n / detect_time:,.0f} sentences/s)")
     texts = two_sentence_texts(corpus)
-    tok2, det2 = time_both(tagger, style.detect_style, texts, repeats)
+    tok2, det2 = time_both(tagger, style_detect.detect_style, texts, repeats)
     print(f"two-sentence texts ({len(texts)}): throughput_ratio = {tok2 / det2:.2f}")
     print(f"throughput_ratio = tokenize_time / detect_time = {ratio:.2f} (goal >= 0.5)")
     return ratio

@@ -42,11 +42,12 @@ def timed_train(trainer) -> float:
 
 
 def ours(model: str, data: Path, steps: int, batch: int, out: Path):
-    from qeu_utils.training.train import build_trainer, load_config
+    from qeu_utils.training.config import resolve
+    from qeu_utils.training.trainer import build_trainer
 
-    config = load_config(None, model=model, dataset=str(data), output_dir=str(out),
-                         max_steps=steps, batch_size=batch, save_steps=10_000,
-                         logging_steps=steps, evaluate=False)
+    config = resolve("stage1", model_name_or_path=model, dataset=str(data), output_dir=str(out),
+                     max_steps=steps, per_device_train_batch_size=batch, save_steps=10_000,
+                     logging_steps=steps, evaluate=False)
     stage = build_trainer(config)
     return stage["trainer"], stage["tokenizer"]
 

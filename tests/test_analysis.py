@@ -9,16 +9,38 @@ import torch
 
 matplotlib.use("Agg")
 
-from qeu_utils.analysis import analysis  # noqa: E402
-from qeu_utils.analysis.analysis import (  # noqa: E402
-    alignment,
+from qeu_utils.analysis.hidden_states import (  # noqa: E402
+    _sink_id,
+    pooled_states,
+    sentence_states,
+)
+from qeu_utils.analysis.items import (  # noqa: E402
+    country_items,
+    kanji_forms_in,
+    kanji_items,
+    loanword_items,
+    sentence_items,
+    split_seen,
+)
+from qeu_utils.analysis.logit_lens import (  # noqa: E402
+    _final_norm,
+    answer_probabilities,
     chat_prompt,
     logit_lens,
     next_token_distributions,
-    pooled_states,
-    sentence_states,
-    style_linkage,
     token_languages,
+)
+from qeu_utils.analysis.metrics import (  # noqa: E402
+    alignment,
+    alignment_items,
+    style_linkage,
+    style_linkage_items,
+)
+from qeu_utils.analysis.plots import (  # noqa: E402
+    plot_layer_curves,
+    plot_logit_lens,
+    plot_projection,
+    plot_similarity_heatmap,
 )
 
 
@@ -151,8 +173,8 @@ def test_pooled_states_cover_exactly_the_items_tokens(tiny):
 def test_the_first_position_goes_to_bos_or_else_eos():
     from types import SimpleNamespace
 
-    assert analysis._sink_id(SimpleNamespace(bos_token_id=3, eos_token_id=7)) == 3
-    assert analysis._sink_id(SimpleNamespace(bos_token_id=None, eos_token_id=7)) == 7
+    assert _sink_id(SimpleNamespace(bos_token_id=3, eos_token_id=7)) == 3
+    assert _sink_id(SimpleNamespace(bos_token_id=None, eos_token_id=7)) == 7
 
 
 def test_pooled_states_custom_context_and_errors(tiny):
@@ -233,7 +255,7 @@ def test_logit_lens_last_layer_is_the_models_distribution(tiny):
     layers = model.config.num_hidden_layers + 1
     assert probs.shape == (layers, 3, model.config.vocab_size)
     torch.testing.assert_close(probs.sum(-1), torch.ones(layers, 3))
-    norm = analysis._final_norm(model)
+    norm = _final_norm(model)
     for i, prompt in enumerate(prompts):
         ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():
@@ -263,23 +285,23 @@ def test_logit_lens_last_layer_is_the_models_distribution(tiny):
 
 
 def test_kanji_items_differ_in_all_three_forms_and_sample_stably():
-    everything = analysis.kanji_items()
+    everything = kanji_items()
     assert ("鉄", "铁", "鐵") in everything
     assert all(len(set(t)) == 3 for t in everything)
-    sample = analysis.kanji_items(10, seed=0)
-    assert len(sample) == 10 and sample == analysis.kanji_items(10, seed=0)
+    sample = kanji_items(10, seed=0)
+    assert len(sample) == 10 and sample == kanji_items(10, seed=0)
     assert sample == sorted(sample, key=everything.index)
-    assert sample != analysis.kanji_items(10, seed=1)
+    assert sample != kanji_items(10, seed=1)
 
 
 def test_country_loanword_and_sentence_items():
-    countries = analysis.country_items()
+    countries = country_items()
     assert len(countries) == 195
     assert ("日本", "日本", "日本", "Japan") in countries
-    loanwords = analysis.loanword_items()
+    loanwords = loanword_items()
     assert ("コーヒー", "coffee") in loanwords
-    assert len(analysis.loanword_items(5)) == 5
-    sentences = analysis.sentence_items(3)
+    assert len(loanword_items(5)) == 5
+    sentences = sentence_items(3)
     assert len(sentences) == 3 and all(len(row) == 4 for row in sentences)
 
 
@@ -296,23 +318,23 @@ def test_every_plot_writes_a_png(tmp_path):
     a = torch.randn(3, 6, 8, generator=gen)
     b = a + 0.5 * torch.randn(3, 6, 8, generator=gen)
     series = {"base": alignment(a, b, n_boot=50), "stage 1": alignment(a, a, n_boot=50)}
-    analysis.plot_layer_curves(series, "gap", tmp_path / "gap.png", "漢字 gap", "gap")
-    analysis.plot_layer_curves(series, "top1", tmp_path / "top1.png", "top-1", "top-1")
+    plot_layer_curves(series, "gap", tmp_path / "gap.png", "漢字 gap", "gap")
+    plot_layer_curves(series, "top1", tmp_path / "top1.png", "top-1", "top-1")
     forms = {"日本": a[-1], "繁体": b[-1], "簡体": a[-1] * 0.5}
     labels = {"日本": list("鉄図沢売広円"), "繁体": list("鐵圖澤賣廣圓"),
               "簡体": list("铁图泽卖广圆")}
-    analysis.plot_projection(forms, labels, tmp_path / "pca.png", "PCA")
-    analysis.plot_projection(forms, list("鉄図沢売広円"), tmp_path / "pca2.png", "PCA")
-    analysis.plot_similarity_heatmap(a[-1], b[-1], list("鉄図沢売広円"), tmp_path / "heat.png",
-                                     "cos", col_labels=list("铁图泽卖广圆"))
+    plot_projection(forms, labels, tmp_path / "pca.png", "PCA")
+    plot_projection(forms, list("鉄図沢売広円"), tmp_path / "pca2.png", "PCA")
+    plot_similarity_heatmap(a[-1], b[-1], list("鉄図沢売広円"), tmp_path / "heat.png", "cos",
+                            col_labels=list("铁图泽卖广圆"))
     lens = {"layers": 3, "answer_prob": [0.1, 0.2, 0.3], "mass_en": [0.5, 0.4, 0.3],
             "mass_zh": [0.1, 0.2, 0.3], "mass_ja": [0.0, 0.1, 0.2], "top_tokens": ["a", "b", "c"]}
-    analysis.plot_logit_lens({"base": lens, "stage 1": lens}, tmp_path / "lens.png", "lens")
+    plot_logit_lens({"base": lens, "stage 1": lens}, tmp_path / "lens.png", "lens")
     for name in ("gap", "top1", "pca", "pca2", "heat", "lens"):
         assert _png(tmp_path / f"{name}.png") > 1000
     with pytest.raises(ValueError, match="at most 20"):
-        analysis.plot_similarity_heatmap(torch.randn(21, 4), torch.randn(21, 4), ["x"] * 21,
-                                         tmp_path / "big.png", "too big")
+        plot_similarity_heatmap(torch.randn(21, 4), torch.randn(21, 4), ["x"] * 21,
+                                tmp_path / "big.png", "too big")
 
 
 # --- per item, seen / unseen -------------------------------------------------------------
@@ -321,7 +343,7 @@ def test_every_plot_writes_a_png(tmp_path):
 def test_alignment_items_average_to_alignment():
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(3, 7, 5, generator=gen), torch.randn(3, 7, 5, generator=gen)
-    items = analysis.alignment_items(a, b, center=True)
+    items = alignment_items(a, b, center=True)
     rows = alignment(a, b, center=True, n_boot=50)
     assert items["gap"].shape == items["rank"].shape == (3, 7)
     for layer, row in enumerate(rows):
@@ -333,7 +355,7 @@ def test_alignment_items_average_to_alignment():
 def test_style_linkage_items_average_to_style_linkage():
     gen = torch.Generator().manual_seed(1)
     xs = [torch.randn(2, 6, 4, generator=gen) for _ in range(4)]
-    items = analysis.style_linkage_items(*xs)
+    items = style_linkage_items(*xs)
     rows = style_linkage(*xs, n_boot=50)
     for layer, row in enumerate(rows):
         for key in ("plain_zh_gap", "polite_en_gap"):
@@ -343,7 +365,7 @@ def test_style_linkage_items_average_to_style_linkage():
 def test_answer_probabilities_average_to_the_logit_lens(tiny):
     model, tokenizer = tiny
     prompts = [chat_prompt(tokenizer, f"「{c}」の簡体字は何ですか？") for c in "鉄説"]
-    probs = analysis.answer_probabilities(model, tokenizer, prompts, ["铁", "说"], batch_size=1)
+    probs = answer_probabilities(model, tokenizer, prompts, ["铁", "说"], batch_size=1)
     lens = logit_lens(model, tokenizer, prompts, ["铁", "说"])
     assert probs.shape == (lens["layers"], 2)
     assert probs.mean(axis=1) == pytest.approx(lens["answer_prob"], abs=1e-6)
@@ -362,19 +384,19 @@ def test_kanji_forms_in_takes_items_not_instruction_words():
                     input="駅へ行く。", output="去车站。", lang="ja>zh", style="plain",
                     source="t"),
     ]
-    assert analysis.kanji_forms_in(records) == {"鉄", "铁", "发", "発", "髪"}
+    assert kanji_forms_in(records) == {"鉄", "铁", "发", "発", "髪"}
 
 
 def test_split_seen_is_a_partition_in_order():
     items = [("鉄", "铁", "鐵"), ("説", "说", "說"), ("駅", "站", "驛")]
-    seen, unseen = analysis.split_seen(items, {"说"})
+    seen, unseen = split_seen(items, {"说"})
     assert seen == [items[1]] and unseen == [items[0], items[2]]
 
 
 def test_kanji_items_differ_in_hans_only_includes_more():
-    every = analysis.kanji_items(differ="hans")
-    three = analysis.kanji_items()
+    every = kanji_items(differ="hans")
+    three = kanji_items()
     assert set(three) < set(every)
     assert all(k[0] != k[1] for k in every)
     with pytest.raises(ValueError, match="differ"):
-        analysis.kanji_items(differ="hant")
+        kanji_items(differ="hant")

@@ -10,14 +10,16 @@ from qeu_utils.analysis.analyze import analyze, headline, report
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
     from qeu_utils.builders.mix import build_init, write_init
-    from qeu_utils.training.train import load_config, train
+    from qeu_utils.training.config import resolve
+    from qeu_utils.training.train import train
 
     root = tmp_path_factory.mktemp("analyze")
     train_records, held_out = build_init(size=40, seed=0, categories=["kanji", "style"])
     data = write_init(root / "init", train_records, held_out, seed=0, size=40)
     out = root / "stage1"
-    train(load_config(None, model="tiny-random", dataset=str(data), output_dir=str(out),
-                      max_steps=2, batch_size=4, evaluate=False, learning_rate=1e-2))
+    train(resolve("stage1", model_name_or_path="tiny-random", dataset=str(data),
+                  output_dir=str(out), max_steps=2, per_device_train_batch_size=4,
+                  evaluate=False, learning_rate=1e-2))
     return data, out
 
 
@@ -60,8 +62,8 @@ def test_headline_picks_the_best_layer_and_the_middle_style_layer():
 
 
 def test_seen_kanji_come_from_the_stages_lineage_and_are_measured_apart(stage1):
-    from qeu_utils.analysis.analysis import kanji_forms_in, kanji_items
     from qeu_utils.analysis.analyze import analyze_model, seen_forms
+    from qeu_utils.analysis.items import kanji_forms_in, kanji_items
     from qeu_utils.core.records import read_jsonl
     from qeu_utils.model.models import load_model
 

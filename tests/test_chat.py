@@ -15,7 +15,7 @@ def tiny():
 
 
 def test_reply_is_the_greedy_answer_evaluation_gives(tiny):
-    from qeu_utils.evaluation.evaluate import generate_answers
+    from qeu_utils.evaluation.generation import generate_answers
 
     model, tokenizer = tiny
     prompt = "日本の首都はどこですか？"
@@ -30,6 +30,9 @@ def test_reply_streams_the_answer_as_it_is_generated(tiny, capsys):
     answer = chat.reply(model, tokenizer, "What is the capital of Japan?", max_new_tokens=12,
                         stream=True)
     assert capsys.readouterr().out.strip() == answer
+    # Streaming has its own generate call: it must give the answer the batched path gives.
+    assert answer == chat.reply(model, tokenizer, "What is the capital of Japan?",
+                                max_new_tokens=12)
 
 
 @pytest.mark.parametrize("prompt, tokens, message", [

@@ -175,7 +175,7 @@ def test_sample_normalization_survivors(sample_revision):
 
 def test_sample_polite_questions_get_polite_answers(sample_revision):
     # Style is the curriculum's first signal: a polite question must not teach a plain answer.
-    from qeu_utils.text.style import Style, detect_style
+    from qeu_utils.text.style_detect import Style, detect_style
 
     _, kept, _ = sample_revision
     questions = {i: r for i, r in kept.items() if r["instruction"].endswith("？")

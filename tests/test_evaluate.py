@@ -6,6 +6,7 @@ import torch
 
 from qeu_utils.core.records import RecordError, make_record
 from qeu_utils.evaluation import evaluate as ev
+from qeu_utils.evaluation import generation, heldout, scoring, tables
 from qeu_utils.model.models import load_model
 from qeu_utils.model.prompting import render
 
@@ -66,7 +67,7 @@ def tiny(tmp_path_factory):
     ("", "覚", True, False),
 ])
 def test_exact_match(answer, expected, first_line, hit):
-    assert ev.exact_match(answer, expected, first_line=first_line) is hit
+    assert scoring.exact_match(answer, expected, first_line=first_line) is hit
 
 
 @pytest.mark.parametrize("text, chinese, english", [
@@ -83,14 +84,14 @@ def test_exact_match(answer, expected, first_line, hit):
     ("", False, False),
 ])
 def test_script_detection(text, chinese, english):
-    assert ev.is_chinese(text) is chinese
-    assert ev.is_english(text) is english
+    assert scoring.is_chinese(text) is chinese
+    assert scoring.is_english(text) is english
 
 
 def test_has_style():
-    assert ev.has_style("春になると、桜の花が咲きます。", "polite")
-    assert ev.has_style("野菜は駅前の八百屋のほうが安い。", "plain")
-    assert not ev.has_style("野菜は駅前の八百屋のほうが安い。", "polite")
+    assert scoring.has_style("春になると、桜の花が咲きます。", "polite")
+    assert scoring.has_style("野菜は駅前の八百屋のほうが安い。", "plain")
+    assert not scoring.has_style("野菜は駅前の八百屋のほうが安い。", "polite")
 
 
 # --- probe on a stubbed generator --------------------------------------------------------
@@ -205,7 +206,7 @@ def test_heldout_loss_masks_the_prompt(tiny, template):
     model, tokenizer = tiny
     record = RECORDS[0]
     expected, count, completion = manual_loss(model, tokenizer, record, template)
-    result = ev.heldout_loss(model, tokenizer, [record], template=template)
+    result = heldout.heldout_loss(model, tokenizer, [record], template=template)
     assert result["overall"]["tokens"] == count
     assert result["overall"]["tokens"] == len(tokenizer(completion, add_special_tokens=False)
                                               ["input_ids"])
@@ -216,15 +217,15 @@ def test_heldout_loss_masks_the_prompt(tiny, template):
     # A different prompt ending (and a longer prompt) leaves the labelled tokens unchanged.
     changed = rec("style", "plain_to_zh", "次の文を中国語に訳してください！", record["output"],
                   input=record["input"] + "ね", style="plain", lang="ja>zh")
-    other = ev.heldout_loss(model, tokenizer, [changed], template=template)
+    other = heldout.heldout_loss(model, tokenizer, [changed], template=template)
     assert other["overall"]["tokens"] == count
     assert other["overall"]["loss"] != pytest.approx(expected, abs=1e-9)
 
 
 def test_heldout_loss_does_not_depend_on_batch_size(tiny):
     model, tokenizer = tiny
-    one = ev.heldout_loss(model, tokenizer, RECORDS, batch_size=1)
-    four = ev.heldout_loss(model, tokenizer, RECORDS, batch_size=4)
+    one = heldout.heldout_loss(model, tokenizer, RECORDS, batch_size=1)
+    four = heldout.heldout_loss(model, tokenizer, RECORDS, batch_size=4)
     assert one["overall"]["tokens"] == four["overall"]["tokens"]
     assert one["overall"]["loss"] == pytest.approx(four["overall"]["loss"], abs=1e-5)
     for category, entry in one["by_category"].items():
@@ -234,7 +235,7 @@ def test_heldout_loss_does_not_depend_on_batch_size(tiny):
 
 def test_heldout_loss_per_category_is_token_weighted(tiny):
     model, tokenizer = tiny
-    result = ev.heldout_loss(model, tokenizer, RECORDS, batch_size=3)
+    result = heldout.heldout_loss(model, tokenizer, RECORDS, batch_size=3)
     cats = result["by_category"]
     assert set(cats) == {"style", "kanji", "country", "katakana", "food"}
     assert cats["style"]["records"] == 3
@@ -243,7 +244,7 @@ def test_heldout_loss_per_category_is_token_weighted(tiny):
     weighted = sum(c["loss"] * c["tokens"] for c in cats.values()) / total
     assert result["overall"]["loss"] == pytest.approx(weighted, abs=1e-9)
     kanji = [r for r in RECORDS if r["category"] == "kanji"]
-    alone = ev.heldout_loss(model, tokenizer, kanji)["overall"]
+    alone = heldout.heldout_loss(model, tokenizer, kanji)["overall"]
     assert alone["loss"] == pytest.approx(cats["kanji"]["loss"], abs=1e-5)
     assert alone["tokens"] == cats["kanji"]["tokens"]
 
@@ -261,13 +262,13 @@ def test_generate_answers_left_pads_and_matches_unbatched(tiny, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(model, "generate", spy)
-    batched = ev.generate_answers(model, tokenizer, RECORDS, max_new_tokens=6, batch_size=4)
+    batched = generation.generate_answers(model, tokenizer, RECORDS, max_new_tokens=6, batch_size=4)
     assert len(batched) == len(RECORDS) and all(isinstance(a, str) for a in batched)
     for ids, mask in seen:
         assert mask[:, -1].all()                      # every prompt ends at the right edge
         assert (mask[:, 0] == 0).any()                # shorter prompts are padded on the left
         assert (ids[mask == 0] == tokenizer.pad_token_id).all()
-    single = ev.generate_answers(model, tokenizer, RECORDS, max_new_tokens=6, batch_size=1)
+    single = generation.generate_answers(model, tokenizer, RECORDS, max_new_tokens=6, batch_size=1)
     assert batched == single
     assert all(a == a.strip() and "<|im_end|>" not in a for a in batched)
 
@@ -281,14 +282,14 @@ def test_generate_answers_decodes_only_new_tokens(tiny, monkeypatch):
         return torch.cat([input_ids, tail], dim=1)
 
     monkeypatch.setattr(model, "generate", fake_generate)
-    assert ev.generate_answers(model, tokenizer, RECORDS[:3]) == ["东京"] * 3
+    assert generation.generate_answers(model, tokenizer, RECORDS[:3]) == ["东京"] * 3
 
     # max_new_tokens can cut a character in half: its first byte must not show up as U+FFFD.
     cut = tokenizer(" 东京", add_special_tokens=False)["input_ids"]
     cut += tokenizer("龍", add_special_tokens=False)["input_ids"][:1]  # not in the BPE sample
     reply[:] = cut
     assert tokenizer.decode(cut).endswith("\ufffd")
-    assert ev.generate_answers(model, tokenizer, RECORDS[:1]) == ["东京"]
+    assert generation.generate_answers(model, tokenizer, RECORDS[:1]) == ["东京"]
 
 
 # --- whole evaluation, reports, errors ---------------------------------------------------
@@ -305,7 +306,7 @@ def test_evaluate_compare_side_by_side_and_save(tiny, tmp_path):
     after["exact_match"]["overall"] = {"rate": 0.5, "n": 5, "hits": 2.5}
     after["samples"][0]["answer"] = "爸爸每天晚上听新闻。"
 
-    table = ev.compare(before, after)
+    table = tables.compare(before, after)
     assert "| metric | before | after | change |" in table
     for name in ["loss (overall)", "perplexity (overall)", "loss: kanji", "loss: style",
                  "exact match: overall", "exact match: kanji/ja_to_hant",
@@ -315,18 +316,18 @@ def test_evaluate_compare_side_by_side_and_save(tiny, tmp_path):
     assert "| 1.5000 |" in table and "4.4817" in table
     assert "50.0%" in table
 
-    sbs = ev.side_by_side(before, after, n=3)
+    sbs = tables.side_by_side(before, after, n=3)
     assert sbs.count("\n") == 2 + 3
     assert "爸爸每天晚上听新闻。" in sbs and "次の文を中国語に訳して。<br><br>" in sbs
 
-    path = ev.save_results(before, tmp_path / "out" / "before.json")
+    path = tables.save_results(before, tmp_path / "out" / "before.json")
     text = path.read_text(encoding="utf-8")
     assert "次の文を中国語に訳して。" in text and json.loads(text) == before
 
 
 def test_empty_records_error(tiny):
     model, tokenizer = tiny
-    for fn in (ev.heldout_loss, ev.generate_answers, ev.probe, ev.evaluate):
+    for fn in (heldout.heldout_loss, generation.generate_answers, ev.probe, ev.evaluate):
         with pytest.raises(ValueError, match="no records to evaluate"):
             fn(model, tokenizer, [])
 
@@ -335,33 +336,33 @@ def test_invalid_record_error(tiny):
     model, tokenizer = tiny
     broken = dict(RECORDS[0], output="")
     with pytest.raises(RecordError, match=r"records\[1\]: field 'output' is empty"):
-        ev.heldout_loss(model, tokenizer, [RECORDS[1], broken])
+        heldout.heldout_loss(model, tokenizer, [RECORDS[1], broken])
 
 
 def test_heldout_loss_per_record_matches_each_record_alone(tiny):
     model, tokenizer = tiny
-    result = ev.heldout_loss(model, tokenizer, RECORDS, batch_size=3, per_record=True)
+    result = heldout.heldout_loss(model, tokenizer, RECORDS, batch_size=3, per_record=True)
     rows = result["per_record"]
     assert len(rows) == len(RECORDS)
     assert sum(r["tokens"] for r in rows) == result["overall"]["tokens"]
     for record, row in zip(RECORDS[:3], rows[:3], strict=True):
-        alone = ev.heldout_loss(model, tokenizer, [record])["overall"]
+        alone = heldout.heldout_loss(model, tokenizer, [record])["overall"]
         assert row["tokens"] == alone["tokens"]
         assert row["nll"] / row["tokens"] == pytest.approx(alone["loss"], abs=1e-5)
-    assert "per_record" not in ev.heldout_loss(model, tokenizer, RECORDS[:1])
+    assert "per_record" not in heldout.heldout_loss(model, tokenizer, RECORDS[:1])
 
 
 def test_progress_bars_change_nothing_but_the_log(tiny, capsys):
     model, tokenizer = tiny
-    quiet = ev.generate_answers(model, tokenizer, RECORDS[:3], max_new_tokens=3)
-    loud = ev.generate_answers(model, tokenizer, RECORDS[:3], max_new_tokens=3,
-                               progress="probes")
+    quiet = generation.generate_answers(model, tokenizer, RECORDS[:3], max_new_tokens=3)
+    loud = generation.generate_answers(model, tokenizer, RECORDS[:3], max_new_tokens=3,
+                                       progress="probes")
     assert quiet == loud
     assert "probes" in capsys.readouterr().err
 
 
 def test_compliant_is_public_and_refuses_tasks_without_a_rule():
     zh = next(r for r in RECORDS if r["task"] == "plain_to_zh")
-    assert ev.compliant(zh, "我是学生。") and not ev.compliant(zh, "私は学生だ。")
+    assert scoring.compliant(zh, "我是学生。") and not scoring.compliant(zh, "私は学生だ。")
     with pytest.raises(ValueError, match="no compliance rule"):
-        ev.compliant(RECORDS[3] | {"task": "ja_to_hans"}, "铁")
+        scoring.compliant(RECORDS[3] | {"task": "ja_to_hans"}, "铁")

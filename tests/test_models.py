@@ -204,3 +204,22 @@ def test_precision_names():
         == ["bf16", "fp16", "fp32"]
     with pytest.raises(ValueError, match="no precision name for torch.int8"):
         models.precision_name(torch.int8)
+
+
+def test_two_processes_provisioning_one_model_do_not_race(tmp_cache):
+    """Both wait on the cache's lock file: one builds tiny-random, the other then finds the
+    finished copy. Both print the same directory, and no temporary copy is left behind."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from qeu_utils.model.models import resolve_model; print(resolve_model('tiny-random'))"
+    env = os.environ | {"QEU_CACHE": str(tmp_cache)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-500:] for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0]
+    built = sorted(p.name for p in (tmp_cache / "tiny-random").iterdir())
+    assert built == [Path(outputs[0][0].strip()).name], built
+    assert (tmp_cache / "locks" / "tiny-random.lock").exists()

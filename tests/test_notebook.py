@@ -47,7 +47,7 @@ def test_start_prints_the_hardware_report_and_the_run(tmp_path, capsys):
                                              profile="cpu")
     out = capsys.readouterr().out
     assert run_dir == (tmp_path / "run").resolve() and model == "tiny-random"
-    assert profile["name"] == "cpu"
+    assert profile.name == "cpu"
     assert "profile" in out and "tiny-random" in out and "written by 00_setup" in out
 
 

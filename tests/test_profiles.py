@@ -10,7 +10,7 @@ from qeu_utils.training import estimate as est
 from qeu_utils.training.estimate import profiles_table
 from qeu_utils.training.profiles import (
     PROFILES,
-    REQUIRED,
+    TRAINING_KEYS,
     choose_profile,
     hardware_markdown,
     hardware_report,
@@ -41,17 +41,24 @@ def simulate_gpu(monkeypatch, name, capability, memory_gib, bf16_supported=True)
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_packaged_profiles_load_with_every_key(name):
+    from qeu_utils.training.config import resolve
+
     profile = load_profile(name)
-    assert profile["name"] == name
-    assert list(REQUIRED) == [k for k in REQUIRED if k in profile]
-    assert (profile["gpu"] is None) == (name == "cpu")
+    assert profile.name == name and set(TRAINING_KEYS) <= set(profile.training)
+    assert (profile.gpu is None) == (name == "cpu")
+    # Every setting it holds is a real one, with the right type, at both stages.
+    for stage in ("stage1", "stage2"):
+        config = resolve(stage, profile)
+        assert config.sft.per_device_train_batch_size == \
+            profile.training["per_device_train_batch_size"]
+        assert config.sft.num_train_epochs == profile.stages[stage]["num_train_epochs"]
 
 
 def test_cpu_profile_holds_the_demo_notebook_parameters():
-    notebooks = load_profile("cpu")["notebooks"]
+    notebooks = load_profile("cpu").notebooks
     assert notebooks["common"] == {"MODEL": "smollm2-135m-instruct"}
     assert notebooks["08_stage1_finetune"]["MAX_STEPS"] == 20
-    assert load_profile("t4")["notebooks"] == {}
+    assert load_profile("t4").notebooks == {}
 
 
 def test_unknown_profile_lists_the_known_ones():
@@ -65,12 +72,24 @@ def test_a_profile_file_with_a_missing_or_mistyped_key_is_named(tmp_path):
 
     text = profile_path("t4").read_text(encoding="utf-8")
     missing = tmp_path / "missing.yaml"
-    missing.write_text(text.replace("grad_accum: 1\n", ""), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"missing.yaml: missing profile key\(s\) grad_accum"):
+    missing.write_text(text.replace("  gradient_accumulation_steps: 1\n", ""), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"missing.yaml: training lacks "
+                                         r"gradient_accumulation_steps"):
         load_profile(missing)
     typo = tmp_path / "typo.yaml"
-    typo.write_text(text.replace("batch_size: 8", "batch_size: true"), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"typo.yaml: batch_size is True, expected an integer"):
+    typo.write_text(text.replace("per_device_train_batch_size: 8",
+                                 "per_device_train_batch_size: true"), encoding="utf-8")
+    from qeu_utils.training.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match=r"typo.yaml \(training\): "
+                                          r"per_device_train_batch_size is True, expected int"):
+        resolve("stage1", load_profile(typo))
+    typo.write_text(text.replace("stage1: {", "stage1: {num_train_epochz: 3, "), "utf-8")
+    with pytest.raises(ConfigError, match=r"typo.yaml \(stage1\): unknown setting "
+                                          r"'num_train_epochz'; did you mean num_train_epochs"):
+        resolve("stage1", typo)
+    typo.write_text(text.replace("notebooks: {}", "notebook: {}"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"typo.yaml: missing profile key\(s\) notebooks"):
         load_profile(typo)
     with pytest.raises(SourceError, match="no such profile file"):
         load_profile(tmp_path / "absent.yaml")
@@ -92,11 +111,12 @@ def test_choose_profile_from_capability_and_memory(info, expected):
 
 def test_simulated_t4_with_emulated_bf16_gets_fp16_and_the_t4_profile(monkeypatch):
     from qeu_utils.model.models import default_dtype
-    from qeu_utils.training.train import _precision, load_config
+    from qeu_utils.training.config import resolve
+    from qeu_utils.training.trainer import precision_for
 
     simulate_gpu(monkeypatch, "Tesla T4", (7, 5), 14.6, bf16_supported=True)
     assert default_dtype("cuda") is torch.float16
-    assert _precision(load_config(None), "cuda") == "fp16"
+    assert precision_for(resolve("stage1"), "cuda") == "fp16"
     assert choose_profile() == "t4"
     report = hardware_report()
     assert report == {"device": "cuda", "gpu": "Tesla T4", "capability": "7.5",
@@ -110,11 +130,12 @@ def test_simulated_t4_with_emulated_bf16_gets_fp16_and_the_t4_profile(monkeypatc
 @pytest.mark.parametrize("memory_gib", [39.4, 79.3])
 def test_simulated_a100_gets_bf16_and_the_a100_profile(monkeypatch, memory_gib):
     from qeu_utils.model.models import default_dtype
-    from qeu_utils.training.train import _precision, load_config
+    from qeu_utils.training.config import resolve
+    from qeu_utils.training.trainer import precision_for
 
     simulate_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB", (8, 0), memory_gib)
     assert default_dtype("cuda") is torch.bfloat16
-    assert _precision(load_config(None), "cuda") == "bf16"
+    assert precision_for(resolve("stage1"), "cuda") == "bf16"
     report = hardware_report()
     assert (report["precision"], report["profile"], report["capability"]) == ("bf16", "a100",
                                                                               "8.0")
@@ -227,7 +248,7 @@ def test_stage_minutes_counts_steps_from_records_and_epochs():
 @pytest.mark.parametrize("name", ["t4", "l4", "a100"])
 def test_each_gpu_profile_fits_its_card(name):
     profile, result = load_profile(name), est.estimate_profile(name)
-    assert result["peak_memory_gib"] < profile["gpu"]["memory_gb"] * 0.9
+    assert result["peak_memory_gib"] < profile.gpu["memory_gb"] * 0.9
     assert result["precision"] == ("fp16" if name == "t4" else "bf16")
 
 

@@ -84,8 +84,8 @@ def test_run_all_on_a_simulated_colab_uses_the_readers_hardware(path, tmp_path, 
         content = tmp_path / name / "content"  # Colab's working directory
         content.mkdir(parents=True)
         ns = _run_all_until_setup(path, content, info, monkeypatch, capsys)
-        assert ns["PROFILE"]["name"] == name, path.name
-        assert ns["MODEL"] == load_profile(name)["model"]
+        assert ns["PROFILE"].name == name, path.name
+        assert ns["MODEL"] == load_profile(name).model
         assert Path(ns["RUN_DIR"]).resolve().is_relative_to(tmp_path.resolve() / name)
         assert "Colab runtime detected." in ns["printed"]
         assert f"profile **{name}**" in ns["printed"]

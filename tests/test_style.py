@@ -1,4 +1,5 @@
-"""Tests for qeu_utils.text.style: splitting, detection and plain ⇄ polite conversion."""
+"""Tests for qeu_utils.text.sentences, style_detect and style_convert: splitting, detection and
+plain ⇄ polite conversion."""
 
 import subprocess
 import sys
@@ -7,15 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qeu_utils.text.style import (
-    Style,
-    _sentence_spans,
-    detect_style,
-    sentence_styles,
-    split_sentences,
-    to_plain,
-    to_polite,
-)
+from qeu_utils.text.sentences import sentence_spans, split_sentences
+from qeu_utils.text.style_convert import to_plain, to_polite
+from qeu_utils.text.style_detect import Style, detect_style, sentence_styles
 
 # Plain sentence → hand-written polite form. Every row must survive the round trip.
 ROUND_TRIP = [
@@ -227,7 +222,7 @@ def test_sentence_styles():
 
 def test_import_does_not_load_the_tagger():
     code = (
-        "import sys, qeu_utils.text.style, qeu_utils.text.katakana; "
+        "import sys, qeu_utils.text.style_convert, qeu_utils.text.katakana; "
         "from qeu_utils.text.tagger import tagger; "
         "assert tagger.cache_info().currsize == 0 and 'fugashi' not in sys.modules"
     )
@@ -476,7 +471,7 @@ def test_conversion_reaches_a_fixed_point(text):
 @_SETTINGS
 @given(_TEXT)
 def test_fast_and_general_sentence_splitting_agree(text):
-    assert split_sentences(text) == [text[a:b] for a, b in _sentence_spans(text)]
+    assert split_sentences(text) == [text[a:b] for a, b in sentence_spans(text)]
 
 
 @_SETTINGS

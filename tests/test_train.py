@@ -9,7 +9,10 @@ import torch
 from transformers import TrainerCallback
 
 from qeu_utils.core.records import read_jsonl
-from qeu_utils.training.train import build_trainer, lineage_of, load_config, load_trained, train
+from qeu_utils.training.config import ConfigError, resolve
+from qeu_utils.training.runs import lineage_of, load_trained
+from qeu_utils.training.train import train
+from qeu_utils.training.trainer import build_trainer
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +25,12 @@ def init_dir(tmp_path_factory):
 
 
 def _config(init_dir, out, **overrides):
-    settings = dict(model="tiny-random", dataset=str(init_dir), output_dir=str(out), epochs=1,
-                    max_steps=4, batch_size=4, save_steps=2, logging_steps=1, evaluate=False,
-                    learning_rate=1e-3)
+    settings = dict(model_name_or_path="tiny-random", dataset=str(init_dir),
+                    output_dir=str(out), num_train_epochs=1, max_steps=4,
+                    per_device_train_batch_size=4, save_steps=2, logging_steps=1,
+                    evaluate=False, learning_rate=1e-3)
     settings.update(overrides)
-    return load_config(None, **settings)
+    return resolve("stage1", **settings)
 
 
 @pytest.fixture(scope="module")
@@ -136,29 +140,74 @@ def test_prompt_tokens_carry_no_loss(init_dir, tmp_path):
 
 def test_bad_configs_are_named(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("epochz: 3\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: unknown settings \['epochz'\]"):
-        load_config(bad)
-    with pytest.raises(ValueError, match="chain must be continue or merge"):
-        load_config(None, chain="stack")
+    bad.write_text("num_train_epochz: 3\n")
+    with pytest.raises(ConfigError) as err:
+        resolve(bad)
+    assert str(err.value).startswith(f"{bad}: unknown setting 'num_train_epochz'; did you mean "
+                                     "num_train_epochs?")
+    assert "\n" not in str(err.value)
+    bad.write_text("lora: 16\n")  # the old spelling, and not a mapping either
+    with pytest.raises(ConfigError, match=f"{bad}: unknown setting 'lora'; it is now lora_r, "):
+        resolve(bad)
+    bad.write_text("per_device_train_batch_size: true\n")
+    with pytest.raises(ConfigError, match=f"{bad}: per_device_train_batch_size is True, "
+                                          "expected int"):
+        resolve(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match=f"{bad}: expected a mapping of settings, got list"):
+        resolve(bad)
+    with pytest.raises(ConfigError, match="overrides: chain is 'stack'; allowed: continue, "
+                                          "merge"):
+        resolve("stage1", chain="stack")
+    with pytest.raises(ConfigError, match="bf16 is not a setting here; set precision"):
+        resolve("stage1", bf16=True)
     with pytest.raises(ValueError, match="no such config file"):
-        load_config(tmp_path / "missing.yaml")
-    with pytest.raises(ValueError, match="qlora: true needs a CUDA GPU"):
-        build_trainer(load_config(None, model="tiny-random", qlora=True,
-                                  output_dir=str(tmp_path / "q")))
+        resolve(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="load_in_4bit: true needs a CUDA GPU"):
+        build_trainer(resolve("stage1", model_name_or_path="tiny-random", load_in_4bit=True,
+                              output_dir=str(tmp_path / "q")))
     with pytest.raises(FileNotFoundError, match="no lineage.json"):
-        build_trainer(load_config(None, model="tiny-random", init_from=str(tmp_path)))
+        build_trainer(resolve("stage1", model_name_or_path="tiny-random",
+                              init_from=str(tmp_path)))
 
 
 def test_shipped_configs_load_by_name_or_path():
     from qeu_utils.core.resources import config_path
 
     for stage in (1, 2, 3):
-        assert load_config(f"stage{stage}")["stage"] == stage
-    assert load_config(config_path("stage2"))["init_from"] == "runs/stage1"
+        assert resolve(f"stage{stage}").stage.stage == stage
+    assert resolve(config_path("stage2")).stage.init_from == "runs/stage1"
     with pytest.raises(ValueError, match=r"unknown config 'stage9': the package has stage1, "
                                          r"stage2, stage3"):
-        load_config("stage9")
+        resolve("stage9")
+
+
+def test_profiles_and_overrides_reach_trls_classes():
+    config = resolve("stage2", "t4", learning_rate=3e-4, lora_r=8)
+    assert config.sft.learning_rate == 3e-4  # the override wins
+    assert config.sft.per_device_train_batch_size == 8  # the profile's over the config's 4
+    assert config.sft.num_train_epochs == 3  # the profile's stage 2
+    assert config.sft.activation_checkpointing is True
+    assert config.model.model_name_or_path == "HuggingFaceTB/SmolLM2-1.7B-Instruct"
+    lora = config.peft_config()
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == \
+        (8, 32, 0.05, "all-linear")
+    assert config.stage.init_from == "runs/stage1" and config.stage.chain == "continue"
+
+
+def test_the_command_line_reaches_sftconfig(tmp_path, monkeypatch):
+    from qeu_utils.cli import main as cli
+
+    seen = {}
+    monkeypatch.setattr("qeu_utils.training.train.train",
+                        lambda config: seen.setdefault("config", config) and {
+                            "global_step": 0, "train_loss": 0.0, "output_dir": "x"})
+    assert cli.main(["train", "--config", "stage1", "--learning_rate", "3e-4", "--lora_r", "8",
+                     "--max_steps", "5", "--evaluate", "false", "--debug"]) == 0
+    config = seen["config"]
+    assert config.sft.learning_rate == 3e-4 and config.sft.max_steps == 5
+    assert config.model.lora_r == 8 and config.stage.evaluate is False
+    assert cli.main(["train", "--config", "stage1", "--learnig_rate", "3e-4"]) == 1
 
 
 @pytest.mark.slow
@@ -173,8 +222,9 @@ def test_single_process_accelerate_launch(init_dir, tmp_path, tmp_cache):
     root = Path(__file__).resolve().parent.parent
     config = tmp_path / "stage1.yaml"
     config.write_text(yaml.safe_dump({
-        "model": "tiny-random", "dataset": str(init_dir), "output_dir": str(tmp_path / "out"),
-        "max_steps": 2, "batch_size": 4, "save_steps": 2, "evaluate": False}))
+        "model_name_or_path": "tiny-random", "dataset": str(init_dir),
+        "output_dir": str(tmp_path / "out"), "max_steps": 2, "per_device_train_batch_size": 4,
+        "save_steps": 2, "evaluate": False}))
     accelerate = Path(sys.executable).parent / "accelerate"
     result = subprocess.run(
         [str(accelerate), "launch", "--config_file",
@@ -188,18 +238,20 @@ def test_single_process_accelerate_launch(init_dir, tmp_path, tmp_cache):
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
 
 
-def test_overrides_merge_lora_settings_and_reject_unknown_names():
-    config = load_config(None, lora={"r": 4})
-    assert config["lora"] == {"r": 4, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
-    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
-        load_config(None, epoch=3)
+def test_overrides_keep_the_other_lora_settings_and_reject_unknown_names():
+    lora = resolve("stage1", lora_r=4).peft_config()
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == \
+        (4, 32, 0.05, "all-linear")
+    with pytest.raises(ConfigError, match="overrides: unknown setting 'epoch'. Settings are "):
+        resolve("stage1", epoch=3)
 
 
 @pytest.mark.parametrize("grad_accum", [1, 2])
 def test_completion_only_head_gives_the_models_own_loss(init_dir, tmp_path, grad_accum):
     """The trainer applies the LM head only on labelled positions; its loss must equal the
     model's own masked cross-entropy on the same batch."""
-    stage = build_trainer(_config(init_dir, tmp_path / "s", grad_accum=grad_accum))
+    stage = build_trainer(_config(init_dir, tmp_path / "s",
+                                  gradient_accumulation_steps=grad_accum))
     trainer = stage["trainer"]
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     n_items = int((batch["labels"][:, 1:] != -100).sum())
@@ -211,7 +263,7 @@ def test_completion_only_head_gives_the_models_own_loss(init_dir, tmp_path, grad
     torch.testing.assert_close(ours_unscaled, reference, rtol=1e-5, atol=1e-5)
 
 
-def test_a_rerun_with_changed_settings_moves_the_old_run_aside(init_dir, tmp_path, capsys):
+def test_a_rerun_with_changed_settings_moves_the_old_run_aside(init_dir, tmp_path, caplog):
     out = tmp_path / "stage1"
     settings = dict(max_steps=2, evaluate=True, eval_limit=1, probe_max_new_tokens=2)
     first = train(_config(init_dir, out, **settings))
@@ -220,10 +272,10 @@ def test_a_rerun_with_changed_settings_moves_the_old_run_aside(init_dir, tmp_pat
     before = json.loads((out / "evaluation_before.json").read_text())
     before["marker"] = "from the first run"
     (out / "evaluation_before.json").write_text(json.dumps(before))
-    capsys.readouterr()
+    caplog.clear()
 
     second = train(_config(init_dir, out, learning_rate=2e-3, **settings))
-    notice = capsys.readouterr().out
+    notice = caplog.text
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("stage1.old-")]
     assert len(moved) == 1 and (moved[0] / "checkpoint-2").is_dir()
     assert f"{out}: not resuming the run there — its settings differ from this run's " \
@@ -264,7 +316,7 @@ def test_an_identical_rerun_still_resumes(init_dir, tmp_path):
 def test_a_rebuilt_dataset_at_the_same_path_is_a_change(init_dir, tmp_path):
     import shutil
 
-    from qeu_utils.training.train import config_changes, run_record
+    from qeu_utils.training.runs import config_changes, run_record
 
     data = tmp_path / "init"
     shutil.copytree(init_dir, data)
@@ -276,11 +328,9 @@ def test_a_rebuilt_dataset_at_the_same_path_is_a_change(init_dir, tmp_path):
 
 
 def test_invalid_precision_is_named():
-    from qeu_utils.training.train import _precision
-
-    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp16, fp32, "
-                                         "got 'fp8'"):
-        _precision(load_config(None, precision="fp8"), "cpu")
+    with pytest.raises(ConfigError, match="overrides: precision is 'fp8'; allowed: auto, bf16, "
+                                          "fp16, fp32"):
+        resolve("stage1", precision="fp8")
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +360,7 @@ def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, ti
 
     from qeu_utils.model.loss import fast_loss_ok
 
-    config = _config(init_dir, tmp_path / "g", model=str(tiny_gemma2), max_steps=1)
+    config = _config(init_dir, tmp_path / "g", model_name_or_path=str(tiny_gemma2), max_steps=1)
     stage = build_trainer(config)
     trainer = stage["trainer"]
     assert not fast_loss_ok(trainer.model)
@@ -334,7 +384,7 @@ def test_gemma2_softcapped_logits_use_the_models_own_loss(init_dir, tmp_path, ti
 
 def test_heldout_loss_of_a_softcapped_model_is_its_own_loss(init_dir, tiny_gemma2):
     from qeu_utils.core.records import read_jsonl
-    from qeu_utils.evaluation.evaluate import encode_for_loss, heldout_loss
+    from qeu_utils.evaluation.heldout import encode_for_loss, heldout_loss
     from qeu_utils.model.models import load_model
     from qeu_utils.model.prompting import resolve_template
 

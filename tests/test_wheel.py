@@ -106,8 +106,9 @@ def test_cli_from_the_installed_wheel(wheel_env):
           str(wheel_env["site"] / "qeu_utils/data/sources/dolly_sample_ja.jsonl"),
           "--out", "dolly"], work, env)
     assert (work / "dolly" / "part-1-of-4.jsonl").is_file()
-    _run([py, "-m", "qeu_utils", "train", "--config", "stage1", "--model", "tiny-random",
-          "--dataset", "init", "--max-steps", "2", "--output-dir", "stage1"], work, env)
+    _run([py, "-m", "qeu_utils", "train", "--config", "stage1", "--model_name_or_path",
+          "tiny-random", "--dataset", "init", "--max_steps", "2", "--output_dir", "stage1"],
+         work, env)
     assert (work / "stage1" / "lineage.json").is_file()
     _run([py, "-m", "qeu_utils", "analyze", "--model", "tiny-random", "--adapter", "stage1",
           "--out", "analysis", "--n-kanji", "12", "--n-sentences", "12", "--n-lens", "4"],

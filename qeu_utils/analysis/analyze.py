@@ -3,9 +3,9 @@ stages, written as ``metrics.json``, ``report.md`` and pictures.
 
 For every model (the base, then each adapter or stage directory): kanji, country-name and
 loanword alignment per layer, the style ⇄ language linkage of the trilingual sentences, and a
-logit lens on translation prompts (``qeu_utils.analysis.analysis``). Kanji the stages were
-trained on (read from each stage's ``lineage.json`` dataset) are also measured apart from the rest:
-a trained pair aligning says little about recognition, an untrained one does.
+logit lens on translation prompts (the ``metrics`` and ``logit_lens`` modules). Kanji the
+stages were trained on (read from each stage's ``lineage.json`` dataset) are also measured apart
+from the rest: a trained pair aligning says little about recognition, an untrained one does.
 Cosines are taken after removing
 each layer's mean vector (``center=True``): raw hidden states of these models share one large
 direction, which pushes every cosine towards 1 and hides the differences.
@@ -22,7 +22,7 @@ from qeu_utils.core.atomic import atomic_write_json, atomic_write_text
 def load_variant(model: str, adapter: str | None):
     """The base model, a qeu_utils training run (its whole lineage), or a plain PEFT adapter."""
     from qeu_utils.model.models import load_model
-    from qeu_utils.training.train import load_trained
+    from qeu_utils.training.runs import load_trained
 
     if adapter is None:
         return load_model(model)
@@ -35,7 +35,7 @@ def seen_forms(adapters: list[str]) -> set[str]:
     """Kanji forms taught by the training data of these stage directories (their
     ``lineage.json`` dataset: a build directory's ``train.jsonl`` or a JSONL file); empty when
     none is a qeu_utils run or its data is gone."""
-    from qeu_utils.analysis.analysis import kanji_forms_in
+    from qeu_utils.analysis.items import kanji_forms_in
     from qeu_utils.core.records import read_jsonl
 
     forms: set[str] = set()
@@ -57,36 +57,45 @@ def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: i
     vectors for the pictures. With ``seen`` (kanji forms the model was trained on), the kanji
     alignment is also given for the seen and the unseen kanji apart (``kanji_ja_hans_seen``,
     ``kanji_ja_hans_unseen``; each needs at least 2 items)."""
-    from qeu_utils.analysis import analysis as an
+    from qeu_utils.analysis.hidden_states import pooled_states, sentence_states
+    from qeu_utils.analysis.items import (
+        country_items,
+        kanji_items,
+        loanword_items,
+        sentence_items,
+        split_seen,
+    )
+    from qeu_utils.analysis.logit_lens import chat_prompt, logit_lens
+    from qeu_utils.analysis.metrics import alignment, style_linkage
 
-    kanji = an.kanji_items(n_kanji, seed)
-    ja, hans, hant = (an.pooled_states(model, tokenizer, [k[i] for k in kanji],
-                                       progress=progress and f"kanji {i + 1}/3")
+    kanji = kanji_items(n_kanji, seed)
+    ja, hans, hant = (pooled_states(model, tokenizer, [k[i] for k in kanji],
+                                    progress=progress and f"kanji {i + 1}/3")
                       for i in range(3))
-    countries = an.country_items(n_words, seed)
-    c_ja, c_hans, c_en = (an.pooled_states(model, tokenizer, [c[i] for c in countries])
+    countries = country_items(n_words, seed)
+    c_ja, c_hans, c_en = (pooled_states(model, tokenizer, [c[i] for c in countries])
                           for i in (0, 1, 3))
-    words = an.loanword_items(n_words, seed)
-    w_ja, w_en = (an.pooled_states(model, tokenizer, [w[i] for w in words]) for i in range(2))
-    sentences = an.sentence_items(n_sentences, seed)
-    plain, polite, zh, en = (an.sentence_states(model, tokenizer, [s[i] for s in sentences])
+    words = loanword_items(n_words, seed)
+    w_ja, w_en = (pooled_states(model, tokenizer, [w[i] for w in words]) for i in range(2))
+    sentences = sentence_items(n_sentences, seed)
+    plain, polite, zh, en = (sentence_states(model, tokenizer, [s[i] for s in sentences])
                              for i in range(4))
     lens_kanji = kanji[:n_lens]
     lens_words = words[:n_lens]
     metrics = {
-        "kanji_ja_hans": an.alignment(ja, hans, center=True),
-        "kanji_ja_hant": an.alignment(ja, hant, center=True),
-        "country_ja_hans": an.alignment(c_ja, c_hans, center=True),
-        "country_ja_en": an.alignment(c_ja, c_en, center=True),
-        "loanword_ja_en": an.alignment(w_ja, w_en, center=True),
-        "style": an.style_linkage(plain, polite, zh, en, center=True),
-        "logit_lens_kanji": an.logit_lens(
+        "kanji_ja_hans": alignment(ja, hans, center=True),
+        "kanji_ja_hant": alignment(ja, hant, center=True),
+        "country_ja_hans": alignment(c_ja, c_hans, center=True),
+        "country_ja_en": alignment(c_ja, c_en, center=True),
+        "loanword_ja_en": alignment(w_ja, w_en, center=True),
+        "style": style_linkage(plain, polite, zh, en, center=True),
+        "logit_lens_kanji": logit_lens(
             model, tokenizer,
-            [an.chat_prompt(tokenizer, f"「{k[0]}」の簡体字は何ですか？") for k in lens_kanji],
+            [chat_prompt(tokenizer, f"「{k[0]}」の簡体字は何ですか？") for k in lens_kanji],
             [k[1] for k in lens_kanji]),
-        "logit_lens_loanword": an.logit_lens(
+        "logit_lens_loanword": logit_lens(
             model, tokenizer,
-            [an.chat_prompt(tokenizer, f"「{w[0]}」を英語で言うと何ですか？") for w in lens_words],
+            [chat_prompt(tokenizer, f"「{w[0]}」を英語で言うと何ですか？") for w in lens_words],
             [w[1] for w in lens_words]),
         "items": {"kanji": len(kanji), "countries": len(countries), "loanwords": len(words),
                   "sentences": len(sentences), "logit_lens_prompts": len(lens_kanji)},
@@ -94,12 +103,12 @@ def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: i
     if seen:
         import torch
 
-        for part, rows in zip(("seen", "unseen"), an.split_seen(kanji, seen), strict=True):
+        for part, rows in zip(("seen", "unseen"), split_seen(kanji, seen), strict=True):
             metrics["items"][f"kanji_{part}"] = len(rows)
             if len(rows) >= 2:
                 index = torch.tensor([kanji.index(k) for k in rows])
-                metrics[f"kanji_ja_hans_{part}"] = an.alignment(ja[:, index], hans[:, index],
-                                                                center=True)
+                metrics[f"kanji_ja_hans_{part}"] = alignment(ja[:, index], hans[:, index],
+                                                             center=True)
     return metrics, {"kanji": kanji, "ja": ja, "hans": hans, "hant": hant}
 
 
@@ -166,35 +175,40 @@ def analyze(model: str, adapters: list[str], out_dir: str | Path, *, labels: lis
 
 
 def _pictures(results: dict, pictures: dict, out: Path) -> None:
-    from qeu_utils.analysis import analysis as an
+    from qeu_utils.analysis.plots import (
+        plot_layer_curves,
+        plot_logit_lens,
+        plot_projection,
+        plot_similarity_heatmap,
+    )
 
-    an.plot_layer_curves({k: m["kanji_ja_hans"] for k, m in results.items()}, "gap",
-                         out / "kanji_gap_by_layer.png",
-                         "漢字：日本の字 ⇄ 簡体字（一致 − ランダム）", "cosine gap")
-    an.plot_layer_curves({k: m["kanji_ja_hans"] for k, m in results.items()}, "top1",
-                         out / "kanji_top1_by_layer.png", "漢字：日本の字から簡体字を引く（top-1）",
-                         "top-1")
-    an.plot_layer_curves({k: m["style"] for k, m in results.items()}, "plain_zh_gap",
-                         out / "style_plain_zh_gap.png",
-                         "常体は中国語に近いか：cos(常体, 中) − cos(敬体, 中)", "gap")
-    an.plot_layer_curves({k: m["style"] for k, m in results.items()}, "polite_en_gap",
-                         out / "style_polite_en_gap.png",
-                         "敬体は英語に近いか：cos(敬体, 英) − cos(常体, 英)", "gap")
-    an.plot_logit_lens({k: m["logit_lens_kanji"] for k, m in results.items()},
-                       out / "logit_lens_kanji.png", "logit lens：「X」の簡体字は？")
+    plot_layer_curves({k: m["kanji_ja_hans"] for k, m in results.items()}, "gap",
+                      out / "kanji_gap_by_layer.png",
+                      "漢字：日本の字 ⇄ 簡体字（一致 − ランダム）", "cosine gap")
+    plot_layer_curves({k: m["kanji_ja_hans"] for k, m in results.items()}, "top1",
+                      out / "kanji_top1_by_layer.png", "漢字：日本の字から簡体字を引く（top-1）",
+                      "top-1")
+    plot_layer_curves({k: m["style"] for k, m in results.items()}, "plain_zh_gap",
+                      out / "style_plain_zh_gap.png",
+                      "常体は中国語に近いか：cos(常体, 中) − cos(敬体, 中)", "gap")
+    plot_layer_curves({k: m["style"] for k, m in results.items()}, "polite_en_gap",
+                      out / "style_polite_en_gap.png",
+                      "敬体は英語に近いか：cos(敬体, 英) − cos(常体, 英)", "gap")
+    plot_logit_lens({k: m["logit_lens_kanji"] for k, m in results.items()},
+                    out / "logit_lens_kanji.png", "logit lens：「X」の簡体字は？")
     first = next(iter(results))
     layer = max(results[first]["kanji_ja_hans"], key=lambda r: r["gap"])["layer"]
     for label, states in pictures.items():
         slug = "".join(ch if ch.isalnum() else "_" for ch in label)
         kanji = states["kanji"][:20]
         n = len(kanji)
-        an.plot_projection(
+        plot_projection(
             {"日本": states["ja"][layer, :n], "繁体": states["hant"][layer, :n],
              "簡体": states["hans"][layer, :n]},
             {"日本": [k[0] for k in kanji], "繁体": [k[2] for k in kanji],
              "簡体": [k[1] for k in kanji]},
             out / f"kanji_projection_{slug}.png", f"漢字の表現（PCA, 層 {layer}, {label}）")
-        an.plot_similarity_heatmap(
+        plot_similarity_heatmap(
             states["ja"][layer, :15], states["hans"][layer, :15], [k[0] for k in kanji[:15]],
             out / f"kanji_similarity_{slug}.png", f"日本の字 × 簡体字（層 {layer}, {label}）",
             col_labels=[k[1] for k in kanji[:15]])

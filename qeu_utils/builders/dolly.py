@@ -13,7 +13,8 @@ Each step is a small function over a batch of rows, run with ``datasets.map``/``
 4. ``deduplicate``: on the normalized instruction + input; the first occurrence stays.
 5. ``annotate_katakana``: loanwords get their English in parentheses (``コーヒー(coffee)``),
    the QEU trait, everywhere except inside code blocks, inline code and URLs.
-6. ``normalize_style`` (optional): outputs converted to 常体 or 敬体 with ``qeu_utils.text.style``.
+6. ``normalize_style`` (optional): outputs converted to 常体 or 敬体 with
+   ``qeu_utils.text.style_convert``.
 7. split into N parts, deterministic and stratified by Dolly category.
 """
 
@@ -259,7 +260,7 @@ def annotate_katakana(batch: dict) -> dict:
 
 
 def normalize_style(batch: dict, style: str) -> dict:
-    from qeu_utils.text.style import to_plain, to_polite
+    from qeu_utils.text.style_convert import to_plain, to_polite
 
     convert = {"plain": to_plain, "polite": to_polite}[style]
     return {"output": [edit_prose(t, convert) for t in batch["output"]]}
@@ -349,7 +350,7 @@ def split_parts(rows: list[dict], parts: int, seed: int) -> list[list[dict]]:
 
 
 def to_records(rows: list[dict], source: str) -> list[dict]:
-    from qeu_utils.text.style import detect_style
+    from qeu_utils.text.style_detect import detect_style
 
     records = []
     for row in rows:

@@ -165,7 +165,7 @@ LINKED_STYLE = {"zh": "plain", "en": "polite"}
 def instruction_styles(records: list[dict]) -> list[tuple[str, str, int, int]]:
     """``(category, answer language, n asked in the linked style, n)`` for every category
     with tasks answered in Chinese (``zh``, ``zh-Hans``, ``zh-Hant``) or English."""
-    from qeu_utils.text.style import detect_style
+    from qeu_utils.text.style_detect import detect_style
 
     counts: Counter = Counter()
     for r in records:
@@ -227,7 +227,7 @@ def dataset_card(train: list[dict], held_out: list[dict], *, seed: int, size: in
         "## How it was built",
         "",
         "- `style`: the project's trilingual sentences (`qeu_utils/data/sources/trilingual.tsv`),",
-        "  each row checked with `qeu_utils.text.style` (plain detects as plain, polite as",
+        "  each row checked with `qeu_utils.text.style_detect` (plain detects as plain, polite as",
         "  polite, the converter maps one to the other wherever it supports the form).",
         "- `katakana`: the katakana table, and loanwords found with UniDic (fugashi) in the",
         "  project's sentences, dish names and word list, with their English.",
@@ -250,7 +250,7 @@ def dataset_card(train: list[dict], held_out: list[dict], *, seed: int, size: in
         "",
         "The instructions carry the curriculum's link: tasks answered in Chinese are asked in",
         "plain Japanese (普通体), tasks answered in English politely (です・ます). Measured on",
-        "this build with `qeu_utils.text.style.detect_style`:",
+        "this build with `qeu_utils.text.style_detect.detect_style`:",
         "",
         *instruction_style_lines(train + held_out),
         "",

@@ -2,9 +2,9 @@
 敬体 (polite) Japanese to English.
 
 Source: the project's ``qeu_utils/data/sources/trilingual.tsv`` (plain, polite, Chinese,
-English). Every row is checked with ``qeu_utils.text.style`` before anything is built: the plain
-column must detect as plain, the polite one as polite, and where the converter supports the
-form (it changes the sentence), ``to_polite(plain)`` must equal the polite column. A row that
+English). Every row is checked with ``qeu_utils.text.style_detect`` before anything is built:
+the plain column must detect as plain, the polite one as polite, and where the converter supports
+the form (it changes the sentence), ``to_polite(plain)`` must equal the polite column. A row that
 disagrees stops the build with its line number (``qeu_utils.text.sources.read_trilingual``).
 
 The instructions carry the link too: tasks answered in plain Japanese or Chinese are asked in

@@ -129,13 +129,12 @@ def cmd_build_dolly(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from qeu_utils.training.train import load_config, train
+    from qeu_utils.training.config import cli_overrides, resolve
+    from qeu_utils.training.train import train
 
-    config = load_config(args.config, model=args.model, dataset=args.dataset, epochs=args.epochs,
-                         max_steps=args.max_steps, output_dir=args.output_dir,
-                         init_from=args.init_from, chain=args.chain)
+    config = resolve(args.config, args.profile, **cli_overrides(args.settings))
     summary = train(config)
-    print(f"stage {config['stage']}: {summary['global_step']} steps, train loss "
+    print(f"stage {config.stage.stage}: {summary['global_step']} steps, train loss "
           f"{summary['train_loss']:.4f} -> {summary['output_dir']}")
     if summary.get("resumed_from"):
         print(f"resumed from {summary['resumed_from']}")
@@ -183,7 +182,8 @@ def cmd_export(args) -> int:
 def cmd_experiment_curriculum(args) -> int:
     import shlex
 
-    from qeu_utils.experiment.experiment import curriculum, resolve_settings
+    from qeu_utils.experiment.pipeline import curriculum
+    from qeu_utils.experiment.settings import resolve_settings
 
     settings = resolve_settings(
         args.profile, model=args.model, seeds=args.seeds, conditions=args.conditions,
@@ -265,17 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     dolly.add_argument("--overwrite", action="store_true", help="replace an existing build")
     dolly.set_defaults(func=cmd_build_dolly)
 
-    train = commands.add_parser("train", help="LoRA fine-tuning of one stage from a config")
+    train = commands.add_parser(
+        "train", help="LoRA fine-tuning of one stage from a config",
+        description="Train one stage. Any setting overrides the config by its upstream name: "
+                    "a field of TRL's SFTConfig (--learning_rate 3e-4, --num_train_epochs 3, "
+                    "--max_steps 20), TRL's ModelConfig (--model_name_or_path M, --lora_r 8) or "
+                    "the stage's own (--dataset DIR, --output_dir DIR, --init_from DIR, "
+                    "--chain merge, --precision fp32).")
     train.add_argument("--config", required=True,
-                       help="a packaged stage config (stage1, stage2, stage3) or a YAML path")
-    train.add_argument("--model", help="override the config's model")
-    train.add_argument("--dataset", help="a build directory or a records JSONL file")
-    train.add_argument("--epochs", type=float)
-    train.add_argument("--max-steps", type=int, help="stop after this many steps (CPU runs)")
-    train.add_argument("--output-dir", help="rerun with the same directory to resume")
-    train.add_argument("--init-from", help="a previous stage's output directory")
-    train.add_argument("--chain", choices=["continue", "merge"])
-    train.set_defaults(func=cmd_train)
+                       help="a packaged config (stage1, stage2, stage3) or a YAML file")
+    train.add_argument("--profile", default=None,
+                       help="also apply a hardware profile's settings (cpu, t4, l4, a100)")
+    train.set_defaults(func=cmd_train, takes_settings=True)
 
     analyze = commands.add_parser("analyze", help="embedding analysis of a model and its stages")
     analyze.add_argument("--model", default="smollm2-135m-instruct")
@@ -368,18 +369,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", action="store_true",
                       help="write the executed notebooks back over notebooks/ (make notebooks)")
     demo.set_defaults(func=cmd_demo)
+    _debug_everywhere(parser)
     return parser
+
+
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` after any subcommand too (``train --config stage1 --debug``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                # SUPPRESS: a subcommand without the flag keeps the top-level value.
+                sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="print full tracebacks and debug logs (also: QEU_DEBUG=1)")
+                _debug_everywhere(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     from qeu_utils.core.log import debug_requested, setup_logging
     from qeu_utils.model.models import ModelNotAvailableError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_settings", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.settings = extra
     debug = args.debug or debug_requested()
     setup_logging(debug)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        # What was written is whole (atomic writes); a rerun resumes or refuses, never mixes.
+        print("interrupted", file=sys.stderr)
+        return 130
     except (ModelNotAvailableError, ValueError, OSError, RuntimeError, ImportError) as err:
         if debug:
             import traceback

@@ -115,7 +115,8 @@ def resolve_model(name_or_path: str) -> str:
         return str(path)
     if path.is_file() and path.suffix == ".gguf":
         target = cache_dir() / "gguf" / f"{path.stem}-{file_sha256(path)[:12]}"
-        return str(convert_gguf(path, target))
+        with cache_lock(target.name):
+            return str(convert_gguf(path, target))
     if path.exists():
         raise ModelNotAvailableError(
             f"{name!r} is a file, not a model directory: pass the directory that holds "
@@ -212,15 +213,27 @@ def load_model(
 # --- provisioning ------------------------------------------------------------------------
 
 
-def provision(alias: str) -> Path | str:
-    """Make an alias loadable and return its local directory (or Hub id when it is cached)."""
-    if alias == "tiny-random":
-        from qeu_utils.model.tiny_model import build_tiny_random
+def cache_lock(name: str):
+    """A lock file under the cache, held while one process writes ``name`` into it."""
+    from filelock import FileLock
 
-        return build_tiny_random(cache_dir() / "tiny-random")
-    if alias == "smollm2-135m-instruct":
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(locks / f"{name}.lock"))
+
+
+def provision(alias: str) -> Path | str:
+    """Make an alias loadable and return its local directory (or Hub id when it is cached).
+    One process at a time per alias: a second one waits for the first's finished copy
+    instead of racing it (two notebooks or a notebook and ``make test`` on one cache)."""
+    if alias not in ("tiny-random", "smollm2-135m-instruct"):
+        raise ModelNotAvailableError(f"No provisioning recipe for alias {alias!r}.")
+    with cache_lock(alias):
+        if alias == "tiny-random":
+            from qeu_utils.model.tiny_model import build_tiny_random
+
+            return build_tiny_random(cache_dir() / "tiny-random")
         return provision_smollm2()
-    raise ModelNotAvailableError(f"No provisioning recipe for alias {alias!r}.")
 
 
 def provision_smollm2(prefer_hub: bool | None = None) -> Path:

@@ -42,11 +42,11 @@ def demo_parameters(profile: str | Path = "cpu") -> dict:
     from qeu_utils.training.profiles import load_profile
 
     data = load_profile(profile)
-    params = dict(data.get("notebooks") or {})
+    params = dict(data.notebooks or {})
     unknown = [k for k in params if k != "common" and not NOTEBOOK_STEM.match(k)]
     if unknown:
         raise ValueError(f"profile {profile}: notebooks: unknown entries {sorted(unknown)}")
-    params["common"] = {"PROFILE": data["name"], **(params.get("common") or {})}
+    params["common"] = {"PROFILE": data.name, **(params.get("common") or {})}
     return params
 
 

@@ -80,7 +80,7 @@ def resolve_run(run_dir: str | os.PathLike, notebook: str, *, model: str | None 
         return recorded
     profile = profile or choose_profile()
     run = {
-        "model": model or load_profile(profile)["model"],
+        "model": model or load_profile(profile).model,
         "profile": profile,
         "seed": 0 if seed is None else seed,
         "written_by": notebook,

@@ -40,31 +40,44 @@ def reply(model, tokenizer, prompt: str, *, max_new_tokens: int = 64, stream: bo
           template: str = "auto") -> str:
     """The model's greedy answer to ``prompt``, rendered as in training. With ``stream=True``
     the answer is printed as it is generated (transformers' ``TextStreamer``)."""
-    import torch
-    from transformers import GenerationConfig, TextStreamer
-
-    from qeu_utils.evaluation.evaluate import _add_special_tokens, _eos_ids, _pad_id
-    from qeu_utils.model.prompting import render, resolve_template
+    from qeu_utils.core.records import make_record
+    from qeu_utils.evaluation.generation import generate_answers
 
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("reply: the prompt is empty")
     if max_new_tokens < 1:
         raise ValueError(f"reply: max_new_tokens must be at least 1, got {max_new_tokens}")
+    # Only the instruction reaches the prompt; the other fields are there because the record
+    # schema asks for them (an output among them).
+    record = make_record(category="custom", task="chat", instruction=prompt.strip(), output="?",
+                         lang="ja>ja", source="chat")
+    if not stream:
+        # Evaluation's own generation, so a reply is exactly the answer evaluation scores.
+        return generate_answers(model, tokenizer, [record], template=template,
+                                max_new_tokens=max_new_tokens)[0]
+    return _streamed_reply(model, tokenizer, record, max_new_tokens, template)
+
+
+def _streamed_reply(model, tokenizer, record: dict, max_new_tokens: int, template: str) -> str:
+    """:func:`reply` printed token by token; generate_answers has no streamer to hand one to."""
+    import torch
+    from transformers import GenerationConfig, TextStreamer
+
+    from qeu_utils.evaluation.generation import add_special_tokens, eos_ids, pad_id
+    from qeu_utils.model.prompting import render, resolve_template
+
     template = resolve_template(tokenizer, template)
-    text, _ = render({"instruction": prompt.strip(), "input": "", "output": ""}, tokenizer,
-                     template)
-    ids = tokenizer(text, add_special_tokens=_add_special_tokens(template),
+    text, _ = render(record, tokenizer, template)
+    ids = tokenizer(text, add_special_tokens=add_special_tokens(template),
                     return_tensors="pt")["input_ids"].to(model.device)
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                              pad_token_id=_pad_id(tokenizer), eos_token_id=_eos_ids(model,
-                                                                                    tokenizer))
-    streamer = None
-    if stream:
-        streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        show = streamer.on_finalized_text
-        # At the end, a character cut by max_new_tokens is dropped, not printed as U+FFFD.
-        streamer.on_finalized_text = lambda text, stream_end=False: show(
-            text.rstrip("\ufffd") if stream_end else text, stream_end)
+                              pad_token_id=pad_id(tokenizer),
+                              eos_token_id=eos_ids(model, tokenizer))
+    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    show = streamer.on_finalized_text
+    # At the end, a character cut by max_new_tokens is dropped, not printed as U+FFFD.
+    streamer.on_finalized_text = lambda text, stream_end=False: show(
+        text.rstrip("\ufffd") if stream_end else text, stream_end)
     was_training = model.training
     model.eval()
     try:
@@ -74,7 +87,8 @@ def reply(model, tokenizer, prompt: str, *, max_new_tokens: int = 64, stream: bo
     finally:
         model.train(was_training)
     answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-    # A character cut by max_new_tokens decodes to U+FFFD: drop that stub (as evaluate does).
+    # A character cut by max_new_tokens decodes to U+FFFD: drop that stub (as generate_answers
+    # does).
     return answer.rstrip("\ufffd").strip()
 
 
@@ -119,7 +133,7 @@ def _stage_dirs(run_dir: Path) -> list[str]:
 def load_stage(run_dir: str | os.PathLike, stage: int | None = None, *, device: str | None = None):
     """``(model, tokenizer, label)``: stage None or 0 is the run's base model (``run.json``'s
     model, else the base in a stage's lineage); N is ``RUN_DIR/stage{N}``, fully rebuilt."""
-    from qeu_utils.training import train
+    from qeu_utils.training import runs
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -131,7 +145,7 @@ def load_stage(run_dir: str | os.PathLike, stage: int | None = None, *, device: 
         if run_json.is_file():
             base = json.loads(run_json.read_text(encoding="utf-8")).get("model")
         if base is None and stages:
-            base = train.lineage_of(run_dir / stages[0])["base_model"]
+            base = runs.lineage_of(run_dir / stages[0])["base_model"]
         if base is None:
             raise FileNotFoundError(
                 f"{run_dir}: no run.json and no trained stage, so the base model is unknown; "
@@ -147,7 +161,7 @@ def load_stage(run_dir: str | os.PathLike, stage: int | None = None, *, device: 
         raise FileNotFoundError(
             f"{stage_dir} is not a trained stage (no lineage.json); stages in {run_dir}: {found}")
     log.info("loading %s", stage_dir)
-    model, tokenizer = train.load_trained(stage_dir, device=device)
+    model, tokenizer = runs.load_trained(stage_dir, device=device)
     return model, tokenizer, f"stage{stage}"
 
 

@@ -67,7 +67,7 @@ def model_card(stage_dir: str | os.PathLike) -> str:
     """README.md for the adapter: base model, lineage, data, budgets, evaluation."""
     import yaml
 
-    from qeu_utils.evaluation.evaluate import compare
+    from qeu_utils.evaluation.tables import compare
 
     stage_dir = Path(stage_dir)
     lineage = _read_json(stage_dir / "lineage.json") or {}
@@ -109,14 +109,16 @@ def model_card(stage_dir: str | os.PathLike) -> str:
                  f"`{lineage.get('precision', '?')}`")
     lines += ["", "## Data and budget", "",
               f"- dataset: `{Path(str(config.get('dataset', lineage.get('dataset', '?')))).name}`"]
-    budget = {k: config.get(k) for k in ("epochs", "max_steps", "learning_rate", "batch_size",
-                                         "grad_accum", "max_length") if k in config}
+    budget = {k: config.get(k) for k in ("num_train_epochs", "max_steps", "learning_rate",
+                                         "per_device_train_batch_size",
+                                         "gradient_accumulation_steps", "max_length")
+              if k in config}
     if budget:
         lines.append("- " + ", ".join(f"{k} {v}" for k, v in budget.items()))
-    if config.get("lora"):
-        lora = config["lora"]
-        lines.append(f"- LoRA r {lora.get('r')}, alpha {lora.get('alpha')}, dropout "
-                     f"{lora.get('dropout')}, target modules {lora.get('target_modules')}")
+    if config.get("lora_r"):
+        lines.append(f"- LoRA r {config['lora_r']}, alpha {config.get('lora_alpha')}, dropout "
+                     f"{config.get('lora_dropout')}, target modules "
+                     f"{config.get('lora_target_modules')}")
     if summary:
         loss = summary.get("train_loss")
         lines.append(f"- trained {summary.get('global_step')} steps"
@@ -128,7 +130,7 @@ def model_card(stage_dir: str | os.PathLike) -> str:
         lines.append("Not evaluated (the stage ran with `evaluate: false` or had no eval split).")
     lines += ["", "## Use", "", "```python",
               "# from the stage directory: base + earlier stages + this adapter",
-              "from qeu_utils.training.train import load_trained",
+              "from qeu_utils.training.runs import load_trained",
               "model, tokenizer = load_trained(\"path/to/this/stage\")"]
     if hub_base and not merged:
         lines += ["# from the Hub",
@@ -181,7 +183,7 @@ def merged_model(stage_dir: str | os.PathLike):
     on CPU (exact; the 16-bit cast happens when saving)."""
     import torch
 
-    from qeu_utils.training.train import load_trained
+    from qeu_utils.training.runs import load_trained
 
     model, tokenizer = load_trained(stage_dir, device="cpu", dtype=torch.float32)
     model = model.merge_and_unload()

@@ -48,10 +48,11 @@ DISH_COLUMNS = ("ja", "en", "zh_hans", "zh_hant", "country")
 
 
 def read_trilingual(path: Path | None = None) -> list[dict]:
-    """Rows of ``trilingual.tsv``, each checked against ``qeu_utils.text.style``: the plain column
-    must detect as plain, the polite one as polite, and where the converter supports the form
-    (it changes the sentence), ``to_polite(plain)`` must equal the polite column."""
-    from qeu_utils.text.style import Style, detect_style, to_polite
+    """Rows of ``trilingual.tsv``, each checked against ``qeu_utils.text.style_detect``: the plain
+    column must detect as plain, the polite one as polite, and where the converter supports the
+    form (it changes the sentence), ``to_polite(plain)`` must equal the polite column."""
+    from qeu_utils.text.style_convert import to_polite
+    from qeu_utils.text.style_detect import Style, detect_style
 
     path = path or source_path("trilingual.tsv")
     rows = []

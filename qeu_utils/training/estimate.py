@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from qeu_utils.training.profiles import PROFILES, load_profile
+from qeu_utils.training.profiles import PROFILES, Profile, load_profile
 
 
 @dataclass(frozen=True)
@@ -211,36 +211,37 @@ REFERENCE_DEVICE = {"cpu": "cpu", "t4": "T4", "l4": "L4", "a100": "A100"}
 REFERENCE_CPU_THREADS = 2
 
 
-def profile_precision(profile: dict) -> str:
+def profile_precision(profile: Profile) -> str:
     """The precision ``models.default_dtype`` picks on the profile's reference card."""
-    if profile["precision"] != "auto":
-        return profile["precision"]
-    if not profile["gpu"]:
+    if profile.precision != "auto":
+        return profile.precision
+    if not profile.gpu:
         return "fp32"
-    return "bf16" if profile["gpu"]["min_capability"] >= 8.0 else "fp16"
+    return "bf16" if profile.gpu["min_capability"] >= 8.0 else "fp16"
 
 
 def estimate_profile(name_or_path) -> dict:
     """Peak memory and minutes per stage for a profile on its reference device, with the
     profile's model, batch, length, precision and epochs and the stages' data (``STAGES``)."""
     profile = load_profile(name_or_path)
-    shape = shape_of(profile["model"])
+    shape = shape_of(profile.model)
     precision = profile_precision(profile)
-    device = REFERENCE_DEVICE.get(profile["name"], "A100" if profile["gpu"] else "cpu")
-    common = {"batch_size": profile["batch_size"], "grad_accum": profile["grad_accum"],
-              "precision": precision, "lora_r": profile["lora"].get("r", 16),
-              "gradient_checkpointing": profile["gradient_checkpointing"],
-              "qlora": profile["qlora"], "device": device, "threads": REFERENCE_CPU_THREADS}
-    result = {"profile": profile["name"], "model": profile["model"], "device": device,
+    device = REFERENCE_DEVICE.get(profile.name, "A100" if profile.gpu else "cpu")
+    t = profile.training
+    common = {"batch_size": t["per_device_train_batch_size"],
+              "grad_accum": t["gradient_accumulation_steps"], "precision": precision,
+              "lora_r": t["lora_r"], "gradient_checkpointing": t["activation_checkpointing"],
+              "qlora": t["load_in_4bit"], "device": device, "threads": REFERENCE_CPU_THREADS}
+    result = {"profile": profile.name, "model": profile.model, "device": device,
               "precision": precision, "peak_memory_gib": 0.0}
     for stage, data in STAGES.items():
-        longest = min(data["max_tokens"], profile["max_length"])
-        typical = min(round(data["mean_tokens"] * PAD_FACTOR), profile["max_length"])
+        longest = min(data["max_tokens"], t["max_length"])
+        typical = min(round(data["mean_tokens"] * PAD_FACTOR), t["max_length"])
         peak = estimate(shape, seq_len=longest, loss_fraction=data["loss_fraction"], **common)
         typical_step = estimate(shape, seq_len=typical, loss_fraction=data["loss_fraction"],
                                 **common)
         timing = stage_minutes(typical_step, records=data["records"],
-                               epochs=profile[stage]["epochs"])
+                               epochs=profile.stages[stage]["num_train_epochs"])
         result[f"{stage}_minutes"] = timing["stage_minutes"]
         result[f"{stage}_steps"] = timing["steps"]
         result[f"{stage}_peak_gib"] = peak["peak_memory_gib"]
@@ -289,13 +290,15 @@ def profiles_table() -> str:
     for name in PROFILES:
         p = load_profile(name)
         e = estimate_profile(name)
-        gpu = (f"≥ {p['gpu']['memory_gb']} GB, capability ≥ {p['gpu']['min_capability']}"
-               if p["gpu"] else "none (CPU)")
-        model = p["model"] + (" (QLoRA)" if p["qlora"] else "")
+        t = p.training
+        gpu = (f"≥ {p.gpu['memory_gb']} GB, capability ≥ {p.gpu['min_capability']}"
+               if p.gpu else "none (CPU)")
+        model = p.model + (" (QLoRA)" if t["load_in_4bit"] else "")
         stages = " | ".join(f"{_minutes(e[f'{s}_minutes'])}, {e[f'{s}_peak_gib']:.1f} GiB"
                             for s in ("stage1", "stage2"))
         rows.append(f"| {name} | {gpu} | {model} | {e['precision']} | "
-                    f"{p['batch_size']} × {p['grad_accum']} × {p['max_length']} | {stages} |")
+                    f"{t['per_device_train_batch_size']} × {t['gradient_accumulation_steps']} × "
+                    f"{t['max_length']} | {stages} |")
     return "\n".join(rows)
 
 

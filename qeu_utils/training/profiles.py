@@ -2,7 +2,7 @@
 the model, batch, accumulation, max length, checkpointing and the budgets of the analysis and
 the experiment; the one that fits the detected GPU is picked automatically.
 
-- ``load_profile("t4")`` (or a path to a YAML file) → the profile as a dict, checked;
+- ``load_profile("t4")`` (or a path to a YAML file) → the ``Profile``, checked;
 - ``choose_profile()`` → the name that fits this machine (from the GPU's memory and compute
   capability); ``hardware_report()`` / ``hardware_markdown()`` say what was found and why;
 """
@@ -10,6 +10,7 @@ the experiment; the one that fits the detected GPU is picked automatically.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import yaml
 
@@ -17,12 +18,39 @@ from qeu_utils.core.resources import profile_path
 
 PROFILES = ("cpu", "t4", "l4", "a100")
 
-REQUIRED = {
-    "name": str, "description": str, "gpu": (dict, type(None)), "model": str, "precision": str,
-    "batch_size": int, "grad_accum": int, "max_length": int, "gradient_checkpointing": bool,
-    "qlora": bool, "lora": dict, "stage1": dict, "stage2": dict, "analysis": dict,
-    "experiment": dict, "notebooks": dict,
-}
+
+@dataclass(frozen=True)
+class Profile:
+    """One kind of machine. ``training`` holds stage settings by their owners' names
+    (``model_name_or_path``, ``per_device_train_batch_size``, ``lora_r``, ``precision``, …),
+    ``stages`` the per-stage ones (``stage1: {num_train_epochs, learning_rate}``);
+    ``qeu_utils.training.config.resolve`` applies both over a stage config."""
+
+    name: str
+    path: str
+    description: str
+    gpu: dict | None
+    training: dict
+    stages: dict
+    analysis: dict
+    experiment: dict
+    notebooks: dict
+
+    @property
+    def model(self) -> str:
+        return self.training["model_name_or_path"]
+
+    @property
+    def precision(self) -> str:
+        return self.training["precision"]
+
+
+KEYS = {"name": str, "description": str, "gpu": (dict, type(None)), "training": dict,
+        "stage1": dict, "stage2": dict, "analysis": dict, "experiment": dict, "notebooks": dict}
+# What every profile's training entry must say (the estimator and the README table use them).
+TRAINING_KEYS = ("model_name_or_path", "precision", "per_device_train_batch_size",
+                 "gradient_accumulation_steps", "max_length", "activation_checkpointing",
+                 "load_in_4bit", "lora_r", "lora_alpha")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 # Memory limits (GiB, as the driver reports total memory) of the profiles' cards; a T4 reports
@@ -31,29 +59,36 @@ T4_MAX_GIB = 17.0
 L4_MAX_GIB = 25.0
 
 
-def load_profile(name_or_path: str | os.PathLike) -> dict:
+def load_profile(name_or_path: str | os.PathLike) -> Profile:
     """A packaged profile by name (``"cpu"``, ``"t4"``, ``"l4"``, ``"a100"``) or a YAML file
-    with the same keys; unknown names and missing or mistyped keys are errors."""
-
+    with the same keys; unknown names and missing, unknown or mistyped keys are errors that
+    name the file and the key (the settings' own names are checked where they are applied,
+    ``qeu_utils.training.config.resolve``)."""
     path = profile_path(name_or_path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of profile settings")
-    missing = [key for key in REQUIRED if key not in data]
+    missing = [key for key in KEYS if key not in data]
     if missing:
         raise ValueError(f"{path}: missing profile key(s) {', '.join(missing)}")
-    unknown = sorted(set(data) - set(REQUIRED))
+    unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown profile key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(REQUIRED)}")
-    for key, kind in REQUIRED.items():
-        # bool is an int in Python; a batch size of `true` is a typo, not a 1.
-        if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+                         f"known: {', '.join(KEYS)}")
+    for key, kind in KEYS.items():
+        if not isinstance(data[key], kind):
             raise ValueError(f"{path}: {key} is {data[key]!r}, expected {_kind_name(kind)}")
-    if data["precision"] not in PRECISIONS:
-        raise ValueError(f"{path}: precision is {data['precision']!r}, expected one of "
-                         f"{', '.join(PRECISIONS)}")
-    return data
+    lacking = [key for key in TRAINING_KEYS if key not in data["training"]]
+    if lacking:
+        raise ValueError(f"{path}: training lacks {', '.join(lacking)}")
+    if data["training"]["precision"] not in PRECISIONS:
+        raise ValueError(f"{path}: precision is {data['training']['precision']!r}, expected "
+                         f"one of {', '.join(PRECISIONS)}")
+    return Profile(name=data["name"], path=str(path), description=data["description"],
+                   gpu=data["gpu"], training=data["training"],
+                   stages={"stage1": data["stage1"], "stage2": data["stage2"]},
+                   analysis=data["analysis"], experiment=data["experiment"],
+                   notebooks=data["notebooks"])
 
 
 def _kind_name(kind) -> str:
