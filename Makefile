@@ -39,8 +39,8 @@ data: setup
 	$(PY) -m qeu_utils build init --out data/build/init --overwrite
 
 # Everything, including the slow tests (real model, notebooks); CI runs this.
-test: setup
-	$(PY) -m pytest
+test: setup lint
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest
 
 # Quick loop while editing: skips the real-model and notebook tests.
 test-fast: setup

@@ -44,15 +44,6 @@ from qeu_utils.analysis.plots import (  # noqa: E402
 )
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from qeu_utils.model.models import load_model
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QEU_CACHE", str(tmp_path_factory.mktemp("qeu-cache")))
-        return load_model("tiny-random", device="cpu")
-
-
 def _manual_mean(model, tokenizer, text, span):
     """Every layer's mean over the tokens overlapping ``span``, from a plain unbatched pass
     over BOS + text (BOS takes the first position's attention sink and is never pooled)."""

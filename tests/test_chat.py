@@ -7,13 +7,6 @@ from qeu_utils.core.records import make_record, write_jsonl
 from qeu_utils.sharing import chat
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from qeu_utils.model.models import load_model
-
-    return load_model("tiny-random", device="cpu")
-
-
 def test_reply_is_the_greedy_answer_evaluation_gives(tiny):
     from qeu_utils.evaluation.generation import generate_answers
 

@@ -62,3 +62,58 @@ def test_build_init_rejects_bad_arguments(tmp_path, capsys, bad, message):
     with pytest.raises(SystemExit):
         main(["build", "init", "--out", str(tmp_path / "o"), *bad])
     assert message in capsys.readouterr().err
+
+
+def test_debug_works_after_any_subcommand(tmp_path, capsys, monkeypatch):
+    import logging
+
+    monkeypatch.delenv("QEU_DEBUG", raising=False)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochz: 3\n")
+    # Before or after the subcommand (and after its own options), the same: a traceback.
+    for argv in (["--debug", "train", "--config", str(bad)],
+                 ["train", "--config", str(bad), "--debug"],
+                 ["models", "fetch", "no-such-model", "--debug"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err, argv
+    assert logging.getLogger("qeu_utils").level == logging.DEBUG
+    assert main(["train", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip() == (f"error: {bad}: unknown setting 'epochz'; did you mean "
+                           "num_train_epochs? Settings are the fields of the stage "
+                           "(qeu_utils.training.config.StageArguments), TRL's ModelConfig and "
+                           "SFTConfig. (run with --debug for the traceback)")
+
+
+def test_ctrl_c_exits_130_without_a_traceback(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("qeu_utils.cli.main.build_init", interrupted)
+    assert main(["build", "init", "--out", str(tmp_path / "init")]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    assert not (tmp_path / "init").exists()
+
+
+def test_ctrl_c_in_a_real_process(tmp_path):
+    """SIGINT to `python -m qeu_utils` while it works: exit status 130, one line, no
+    traceback."""
+    import os
+    import signal
+    import time
+
+    code = ("import time, qeu_utils.builders.mix as mix\n"
+            "mix.build_init = lambda *a, **k: time.sleep(60)\n"
+            "import sys; from qeu_utils.__main__ import main\n"
+            "print('ready', flush=True)\n"
+            "sys.exit(main(['build', 'init', '--out', sys.argv[1]]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "init")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)  # into main's call
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip() == "interrupted"

@@ -7,7 +7,6 @@ import torch
 from qeu_utils.core.records import RecordError, make_record
 from qeu_utils.evaluation import evaluate as ev
 from qeu_utils.evaluation import generation, heldout, scoring, tables
-from qeu_utils.model.models import load_model
 from qeu_utils.model.prompting import render
 
 
@@ -35,13 +34,6 @@ RECORDS = [
     rec("food", "ja_to_hans", "料理「ブイヤベース」を中国語（簡体字）で書いてください。",
         "马赛鱼汤", lang="ja>zh-Hans"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QEU_CACHE", str(tmp_path_factory.mktemp("qeu-cache")))
-        yield load_model("tiny-random", device="cpu")
 
 
 # --- metrics on known inputs ---------------------------------------------------------------

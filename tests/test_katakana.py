@@ -7,7 +7,7 @@ import unicodedata
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from qeu_utils.text import katakana
@@ -321,7 +321,6 @@ _japanese_ish = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=150, deadline=None)
 @given(st.one_of(st.text(max_size=40), _japanese_ish))
 def test_total_on_arbitrary_text(text):
     words = find_loanwords(text)
@@ -330,7 +329,6 @@ def test_total_on_arbitrary_text(text):
     assert isinstance(annotate_loanwords(text), str)
 
 
-@settings(max_examples=150, deadline=None)
 @given(_japanese_ish)
 def test_annotation_is_idempotent(text):
     once = annotate_loanwords(text)

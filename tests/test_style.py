@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from qeu_utils.text.sentences import sentence_spans, split_sentences
@@ -441,10 +441,6 @@ _TEXT = st.one_of(
         st.sampled_from(POLITE_SENTENCES + PLAIN_SENTENCES + ["\n", "「", "」", "？"]), max_size=4
     ).map("".join),
 )
-_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@_SETTINGS
 @given(_TEXT)
 def test_public_functions_are_total(text):
     assert isinstance(split_sentences(text), list)
@@ -453,13 +449,11 @@ def test_public_functions_are_total(text):
     assert isinstance(to_plain(text), str)
 
 
-@_SETTINGS
 @given(_TEXT)
 def test_detect_style_returns_a_style(text):
     assert isinstance(detect_style(text), Style)
 
 
-@_SETTINGS
 @given(_TEXT)
 def test_conversion_reaches_a_fixed_point(text):
     polite = to_polite(text)
@@ -468,13 +462,11 @@ def test_conversion_reaches_a_fixed_point(text):
     assert to_plain(plain) == plain
 
 
-@_SETTINGS
 @given(_TEXT)
 def test_fast_and_general_sentence_splitting_agree(text):
     assert split_sentences(text) == [text[a:b] for a, b in sentence_spans(text)]
 
 
-@_SETTINGS
 @given(_TEXT)
 def test_sentences_are_substrings_in_order(text):
     pos = 0

@@ -242,7 +242,8 @@ def test_overrides_keep_the_other_lora_settings_and_reject_unknown_names():
     lora = resolve("stage1", lora_r=4).peft_config()
     assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == \
         (4, 32, 0.05, "all-linear")
-    with pytest.raises(ConfigError, match="overrides: unknown setting 'epoch'. Settings are "):
+    with pytest.raises(ConfigError, match="overrides: unknown setting 'epoch'; did you mean "
+                                          "num_train_epochs\\? Settings are "):
         resolve("stage1", epoch=3)
 
 

@@ -14,15 +14,27 @@ direction, which pushes every cosine towards 1 and hides the differences.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+from qeu_utils.analysis.items import (
+    country_items,
+    kanji_forms_in,
+    kanji_items,
+    loanword_items,
+    sentence_items,
+    split_seen,
+)
 from qeu_utils.core.atomic import atomic_write_json, atomic_write_text
+from qeu_utils.core.records import read_jsonl
+from qeu_utils.model.models import load_model
+from qeu_utils.training.runs import load_trained
+
+log = logging.getLogger(__name__)
 
 
 def load_variant(model: str, adapter: str | None):
     """The base model, a qeu_utils training run (its whole lineage), or a plain PEFT adapter."""
-    from qeu_utils.model.models import load_model
-    from qeu_utils.training.runs import load_trained
 
     if adapter is None:
         return load_model(model)
@@ -35,8 +47,6 @@ def seen_forms(adapters: list[str]) -> set[str]:
     """Kanji forms taught by the training data of these stage directories (their
     ``lineage.json`` dataset: a build directory's ``train.jsonl`` or a JSONL file); empty when
     none is a qeu_utils run or its data is gone."""
-    from qeu_utils.analysis.items import kanji_forms_in
-    from qeu_utils.core.records import read_jsonl
 
     forms: set[str] = set()
     for adapter in adapters:
@@ -58,13 +68,6 @@ def analyze_model(model, tokenizer, *, n_kanji: int | None = 150, n_sentences: i
     alignment is also given for the seen and the unseen kanji apart (``kanji_ja_hans_seen``,
     ``kanji_ja_hans_unseen``; each needs at least 2 items)."""
     from qeu_utils.analysis.hidden_states import pooled_states, sentence_states
-    from qeu_utils.analysis.items import (
-        country_items,
-        kanji_items,
-        loanword_items,
-        sentence_items,
-        split_seen,
-    )
     from qeu_utils.analysis.logit_lens import chat_prompt, logit_lens
     from qeu_utils.analysis.metrics import alignment, style_linkage
 
@@ -160,7 +163,7 @@ def analyze(model: str, adapters: list[str], out_dir: str | Path, *, labels: lis
     pairs = list(zip(labels, [None, *adapters], strict=True))
     for k, (label, adapter) in enumerate(pairs, 1):
         # a line per model, not an outer bar: nested bars garble a notebook's output
-        print(f"analyzing {label} ({k}/{len(pairs)})", flush=True)
+        log.info("analyzing %s (%d/%d)", label, k, len(pairs))
         lm, tokenizer = load_variant(model, adapter)
         results[label], pictures[label] = analyze_model(
             lm, tokenizer, n_kanji=n_kanji, n_sentences=n_sentences, n_lens=n_lens,

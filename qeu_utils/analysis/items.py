@@ -12,6 +12,9 @@ from __future__ import annotations
 import random
 import re
 
+from qeu_utils.text.katakana import harvest_loanwords
+from qeu_utils.text.sources import loanword_texts, read_trilingual
+
 __all__ = [
     "kanji_items",
     "country_items",
@@ -62,8 +65,6 @@ def country_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, s
 def loanword_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str]]:
     """``(katakana, english)`` loanwords harvested from the project's texts, as the katakana
     dataset builder finds them (same order)."""
-    from qeu_utils.text.katakana import harvest_loanwords
-    from qeu_utils.text.sources import loanword_texts
 
     found = harvest_loanwords(loanword_texts())
     return seeded_sample(list(found.items()), n, seed)
@@ -71,7 +72,6 @@ def loanword_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str]]
 
 def sentence_items(n: int | None = None, seed: int = 0) -> list[tuple[str, str, str, str]]:
     """``(plain, polite, zh, en)`` rows of the project's trilingual sentences."""
-    from qeu_utils.text.sources import read_trilingual
 
     rows = [(r["plain"], r["polite"], r["zh"], r["en"]) for r in read_trilingual()]
     return seeded_sample(rows, n, seed)

@@ -8,6 +8,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qeu_utils.core.atomic import atomic_write_text
+from qeu_utils.core.records import json_lines, make_record, validate
+
 
 @dataclass
 class Group:
@@ -40,7 +43,6 @@ def translation_records(
     ``tasks`` maps a task name to ``(from_field, to_field, lang, templates)``; a template with
     ``{x}`` asks about the name inline, one without it puts the name in ``input``.
     """
-    from qeu_utils.core.records import make_record
 
     records = []
     for task, (src, dst, lang, templates) in tasks.items():
@@ -90,7 +92,6 @@ def write_part(groups: list[Group], run_dir, category: str) -> Path:
     """Save one category's item groups (the pool the mix samples from) as
     ``RUN_DIR/init_parts/<category>.jsonl``: one line per item, ``{key, weight, records}``.
     Notebook 06 mixes these, so an edit made in notebooks 01–05 reaches the dataset."""
-    from qeu_utils.core.atomic import atomic_write_text
 
     lines = [json.dumps({"key": g.key, "weight": g.weight, "records": g.records},
                         ensure_ascii=False) for g in groups]
@@ -102,7 +103,6 @@ def write_part(groups: list[Group], run_dir, category: str) -> Path:
 
 def read_part(path: str | Path) -> list[Group]:
     """The groups ``write_part`` saved; every record is validated, errors name file and line."""
-    from qeu_utils.core.records import json_lines, validate
 
     path = Path(path)
     groups = []

@@ -7,13 +7,16 @@ import itertools
 import re
 
 from qeu_utils.core.records import make_record
+from qeu_utils.core.resources import source_path
+from qeu_utils.text.sentences import split_sentences
+from qeu_utils.text.style_convert import to_plain, to_polite
+from qeu_utils.text.style_detect import detect_style
 
 SENTENCES_PER_CHUNK = 3
 
 
 def paragraphs(text: str) -> list[str]:
     """Blank-line separated paragraphs; a text with none is cut every few sentences."""
-    from qeu_utils.text.sentences import split_sentences
 
     parts = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     if len(parts) > 1:
@@ -26,7 +29,6 @@ def paragraphs(text: str) -> list[str]:
 def article_records(text: str, *, title: str, source: str = "user") -> list[dict]:
     """Records from one article: ``write_opening`` (title → first paragraph) and
     ``continue_article`` (previous paragraph → next one)."""
-    from qeu_utils.text.style_detect import detect_style
 
     if not title.strip():
         raise ValueError("article_records: the title is empty")
@@ -68,7 +70,6 @@ _LIST_LEAD = {"polite": "{heading}は次のとおりです。", "plain": "{headi
 
 def sample_article() -> str:
     """The project's sample structured article (おにぎりの作り方), for notebook 09."""
-    from qeu_utils.core.resources import source_path
 
     return source_path(ARTICLE_SAMPLE).read_text(encoding="utf-8")
 
@@ -108,8 +109,6 @@ def sections(text: str) -> list[dict]:
 
 
 def _in_style(text: str, style: str) -> str:
-    from qeu_utils.text.style_convert import to_plain, to_polite
-
     return (to_polite if style == "polite" else to_plain)(text)
 
 

@@ -34,8 +34,12 @@ from qeu_utils.core.atomic import (
     atomic_write_text,
     refuse_to_replace,
 )
+from qeu_utils.core.records import FIELDS as RECORD_FIELDS
 from qeu_utils.core.records import json_lines, make_record, write_jsonl
-from qeu_utils.core.resources import dolly_sample_path
+from qeu_utils.core.resources import dolly_sample_path, hub_offline
+from qeu_utils.text.katakana import annotate_loanwords
+from qeu_utils.text.style_convert import to_plain, to_polite
+from qeu_utils.text.style_detect import detect_style
 
 DEFAULT_SOURCE = "kunishou/databricks-dolly-15k-ja"
 SAMPLE = dolly_sample_path()
@@ -106,8 +110,6 @@ def _read_json_rows(path: Path) -> list[dict]:
 
 
 def _load_hub(dataset_id: str) -> list:
-    from qeu_utils.core.resources import hub_offline
-
     how = (f"pass a local copy with --source path/to/databricks-dolly-15k-ja.json (download it "
            f"from the Hub where you have internet), or try the offline sample: --source {SAMPLE}")
     if hub_offline():
@@ -253,15 +255,11 @@ def edit_prose(text: str, edit) -> str:
 
 
 def annotate_katakana(batch: dict) -> dict:
-    from qeu_utils.text.katakana import annotate_loanwords
-
     return {f: [edit_prose(t, annotate_loanwords) for t in batch[f]]
             for f in ("instruction", "input", "output")}
 
 
 def normalize_style(batch: dict, style: str) -> dict:
-    from qeu_utils.text.style_convert import to_plain, to_polite
-
     convert = {"plain": to_plain, "polite": to_polite}[style]
     return {"output": [edit_prose(t, convert) for t in batch["output"]]}
 
@@ -350,8 +348,6 @@ def split_parts(rows: list[dict], parts: int, seed: int) -> list[list[dict]]:
 
 
 def to_records(rows: list[dict], source: str) -> list[dict]:
-    from qeu_utils.text.style_detect import detect_style
-
     records = []
     for row in rows:
         style = detect_style(row["output"]).value
@@ -407,7 +403,6 @@ def build_dolly(
 def _save_part(path: Path, records: list[dict]) -> None:
     from datasets import Dataset, DatasetDict
 
-    from qeu_utils.core.records import FIELDS as RECORD_FIELDS
 
     ds = Dataset.from_dict({f: [r[f] for r in records] for f in RECORD_FIELDS})
     ds._fingerprint = f"{rng_for(0, path.name, *(r['id'] for r in records)).getrandbits(64):016x}"

@@ -10,6 +10,7 @@ directory renamed into place: an existing build is never half-overwritten.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from qeu_utils.core.atomic import (
     atomic_write_text,
     refuse_to_replace,
 )
-from qeu_utils.core.records import write_jsonl
+from qeu_utils.core.records import FIELDS, write_jsonl
+from qeu_utils.text.style_detect import detect_style
 
 DEFAULT_SIZE = 300
 DEFAULT_PROPORTIONS = {"style": 0.35, "katakana": 0.2, "country": 0.15, "kanji": 0.2, "food": 0.1}
@@ -134,7 +136,6 @@ def write_init(
 def save_dataset_dict(path: Path, train: list[dict], held_out: list[dict]) -> None:
     from datasets import Dataset, DatasetDict
 
-    from qeu_utils.core.records import FIELDS
 
     def to_dataset(records, name):
         columns = {f: [r[f] for r in records] for f in FIELDS}
@@ -165,7 +166,6 @@ LINKED_STYLE = {"zh": "plain", "en": "polite"}
 def instruction_styles(records: list[dict]) -> list[tuple[str, str, int, int]]:
     """``(category, answer language, n asked in the linked style, n)`` for every category
     with tasks answered in Chinese (``zh``, ``zh-Hans``, ``zh-Hant``) or English."""
-    from qeu_utils.text.style_detect import detect_style
 
     counts: Counter = Counter()
     for r in records:
@@ -272,7 +272,6 @@ def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = True) -> str:
     Only called when the user asks (``--push-to-hub``). The token comes from ``HF_TOKEN`` or
     ``huggingface-cli login`` and is never printed.
     """
-    import os
 
     from huggingface_hub import HfApi
 

@@ -7,28 +7,43 @@ also be done from a notebook or a script.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from collections import Counter
 from pathlib import Path
+
+from qeu_utils.analysis.analyze import analyze
+from qeu_utils.builders.dolly import DEFAULT_SOURCE, DEFAULT_TRIVIA_TOPICS, build_dolly
+from qeu_utils.builders.mix import (
+    DEFAULT_PROPORTIONS,
+    build_init,
+    instruction_style_lines,
+    push_to_hub,
+    write_init,
+)
+from qeu_utils.core.log import debug_requested, setup_logging
+from qeu_utils.experiment.pipeline import curriculum
+from qeu_utils.experiment.settings import resolve_settings
+from qeu_utils.model.models import ALIASES, ModelNotAvailableError, resolve_model
+from qeu_utils.notebooks.demo import REPO_ROOT, run_notebooks
+from qeu_utils.notebooks.session import set_repo
+from qeu_utils.sharing import chat
+from qeu_utils.sharing.export import export
+from qeu_utils.training.config import cli_overrides, resolve
 
 
 def cmd_models_fetch(args) -> int:
-    from qeu_utils.model.models import resolve_model
-
     print(resolve_model(args.name))
     return 0
 
 
 def cmd_models_list(args) -> int:
-    from qeu_utils.model.models import ALIASES
-
     for alias in ALIASES.values():
         print(f"{alias.name:24} {alias.description}")
     return 0
 
 
 def cmd_demo(args) -> int:
-    from qeu_utils.notebooks.demo import run_notebooks
-
     report = run_notebooks(
         notebook_dir=args.notebooks,
         profile=args.profile,
@@ -42,8 +57,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_notebooks_set_repo(args) -> int:
-    from qeu_utils.notebooks.session import set_repo
-
     changed = set_repo(args.root, args.url, args.ref)
     for path in changed:
         print(f"updated {path}")
@@ -82,10 +95,6 @@ def parse_proportions(value: str) -> dict[str, float]:
 
 
 def cmd_build_init(args) -> int:
-    from collections import Counter
-
-    from qeu_utils.builders.mix import DEFAULT_PROPORTIONS, build_init, push_to_hub, write_init
-
     proportions = dict(DEFAULT_PROPORTIONS)
     proportions.update(args.proportions or {})
     train, held_out = build_init(
@@ -99,7 +108,6 @@ def cmd_build_init(args) -> int:
     for category in sorted(counts_train | counts_eval):
         print(f"{category:10} train {counts_train[category]:5d}  eval {counts_eval[category]:4d}")
     print(f"{'total':10} train {len(train):5d}  eval {len(held_out):4d}  -> {out}")
-    from qeu_utils.builders.mix import instruction_style_lines
 
     print("\n".join(instruction_style_lines(train + held_out)))
     if args.push_to_hub:
@@ -108,8 +116,6 @@ def cmd_build_init(args) -> int:
 
 
 def cmd_build_dolly(args) -> int:
-    from qeu_utils.builders.dolly import DEFAULT_TRIVIA_TOPICS, build_dolly
-
     topics = DEFAULT_TRIVIA_TOPICS
     if args.trivia_topics:
         topics = tuple(line.strip() for line in args.trivia_topics.read_text("utf-8").splitlines()
@@ -129,7 +135,6 @@ def cmd_build_dolly(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from qeu_utils.training.config import cli_overrides, resolve
     from qeu_utils.training.train import train
 
     config = resolve(args.config, args.profile, **cli_overrides(args.settings))
@@ -146,8 +151,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from qeu_utils.analysis.analyze import analyze
-
     result = analyze(args.model, args.adapter or [], args.out, labels=args.labels,
                      n_kanji=args.n_kanji, n_sentences=args.n_sentences, n_lens=args.n_lens,
                      n_words=args.n_words)
@@ -157,20 +160,16 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from qeu_utils.sharing.chat import load_stage, repl, reply
-
-    model, tokenizer, label = load_stage(args.run, args.stage)
+    model, tokenizer, label = chat.load_stage(args.run, args.stage)
     if args.prompt is not None:
-        print(reply(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens))
+        print(chat.reply(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens))
         return 0
     print(f"chatting with {label} of {args.run}; an empty line or Ctrl-D ends")
-    repl(model, tokenizer, max_new_tokens=args.max_new_tokens)
+    chat.repl(model, tokenizer, max_new_tokens=args.max_new_tokens)
     return 0
 
 
 def cmd_export(args) -> int:
-    from qeu_utils.sharing.export import export
-
     result = export(args.path, stage=args.stage, merged_dir=args.merged, gguf_file=args.gguf,
                     gguf_type=args.gguf_type, push_to_hub=args.push_to_hub,
                     private=args.private)
@@ -180,11 +179,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_experiment_curriculum(args) -> int:
-    import shlex
-
-    from qeu_utils.experiment.pipeline import curriculum
-    from qeu_utils.experiment.settings import resolve_settings
-
     settings = resolve_settings(
         args.profile, model=args.model, seeds=args.seeds, conditions=args.conditions,
         precision=args.precision, stage1_epochs=args.stage1_epochs,
@@ -210,8 +204,6 @@ def cmd_experiment_curriculum(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qeu_utils.notebooks.demo import REPO_ROOT
-
     parser = argparse.ArgumentParser(
         prog="python -m qeu_utils",
         description="QEU initialization curriculum for Japanese LLM fine-tuning.",
@@ -249,7 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also upload to this Hub dataset repo (token from HF_TOKEN)")
     init.set_defaults(func=cmd_build_init)
 
-    from qeu_utils.builders.dolly import DEFAULT_SOURCE
 
     dolly = build_cmds.add_parser("dolly", help="stage-2 data: Japanese Dolly revised the QEU way")
     dolly.add_argument("--source", default=DEFAULT_SOURCE,
@@ -385,9 +376,6 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qeu_utils.core.log import debug_requested, setup_logging
-    from qeu_utils.model.models import ModelNotAvailableError
-
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_settings", False):

@@ -5,6 +5,7 @@ the one file digest the package uses (SHA-256)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -50,7 +51,6 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write_json(path: str | os.PathLike, data) -> None:
     """Indented UTF-8 JSON (Japanese kept readable), written atomically."""
-    import json
 
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import warnings
 from pathlib import Path
 
@@ -86,7 +87,6 @@ def save_png(fig, path, dpi: int = 110) -> None:
     """Save ``fig`` as a PNG with a 256-colour palette: plots are flat colours and anti-aliased
     text, so the picture looks the same at about a third of the bytes, and the notebooks that
     show it stay small enough to read on GitHub."""
-    import io
 
     from PIL import Image
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from qeu_utils.text.style_detect import detect_style
+
 __all__ = [
     "exact_match",
     "is_chinese",
@@ -93,7 +95,6 @@ def asked_style(record: dict) -> str:
 
 def has_style(text: str, style: str) -> bool:
     """Whether ``detect_style(text)`` is ``style`` (``plain`` or ``polite``)."""
-    from qeu_utils.text.style_detect import detect_style
 
     return detect_style(text).value == style
 

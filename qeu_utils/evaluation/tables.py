@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
@@ -91,7 +92,6 @@ def side_by_side(before: dict, after: dict, n: int = 5) -> str:
 
 def save_results(results: dict, path: str | os.PathLike) -> Path:
     """Write results as JSON (UTF-8, ``ensure_ascii=False``, indent 2); atomic."""
-    import json
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,13 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
+from qeu_utils.analysis.items import (
+    kanji_forms_in,
+    kanji_items,
+    seeded_sample,
+    sentence_items,
+    split_seen,
+)
 from qeu_utils.builders.common import rng_for
 from qeu_utils.builders.dolly import build_dolly
 from qeu_utils.builders.mix import build_init, builders
@@ -61,7 +68,6 @@ def unseen_probes(train: list[dict], other_training: list[dict], per_kind: int,
     item is the *mapping* to Chinese, so a kanji is out only when its Chinese forms appear.
     Sampling is seeded; each probe is ``{"kind", "item", "expected", "record"}``.
     """
-    from qeu_utils.analysis.items import kanji_forms_in
     from qeu_utils.text.countries import country
     from qeu_utils.text.kanji import variants
 
@@ -120,13 +126,6 @@ def embedding_items(train: list[dict], other_training: list[dict], *, n_kanji: i
     texts; a seeded sample of ``n_kanji``. Kanji that are neither (their Chinese form only
     occurs inside a sentence) are left out of both.
     """
-    from qeu_utils.analysis.items import (
-        kanji_forms_in,
-        kanji_items,
-        seeded_sample,
-        sentence_items,
-        split_seen,
-    )
 
     corpus = _corpus(train + other_training)
     seen, rest = split_seen(kanji_items(differ="hans"), kanji_forms_in(train))

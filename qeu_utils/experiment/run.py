@@ -19,7 +19,9 @@ from qeu_utils.experiment.measure import measure
 from qeu_utils.experiment.settings import _RUN_ONLY
 from qeu_utils.model.models import load_model, resolve_model
 from qeu_utils.model.prompting import resolve_template
+from qeu_utils.training.config import resolve
 from qeu_utils.training.profiles import load_profile
+from qeu_utils.training.runs import load_trained
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,6 @@ def _timed(cell: Path, key: str, work) -> float:
 def _train_config(settings: dict, seed: int, **stage):
     """A cell's stage: the stage-1 recipe with the profile's training settings, then the
     experiment's own (model, precision, batch, budget), by the settings' upstream names."""
-    from qeu_utils.training.config import resolve
 
     return resolve(
         "stage1", settings["profile"], model_name_or_path=settings["model"],
@@ -124,8 +125,6 @@ def _run_cell(out: Path, cell: Path, condition: str, seed: int | None, settings:
 
 
 def _load(cell: Path, condition: str, settings: dict):
-    from qeu_utils.training.runs import load_trained
-
     dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(settings["precision"])
     if condition == "base":
         return load_model(settings["model"], dtype=dtype)

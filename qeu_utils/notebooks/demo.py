@@ -16,6 +16,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from unittest.mock import patch
+from qeu_utils.training.profiles import load_profile
+from qeu_utils.notebooks import stored
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
@@ -39,7 +41,6 @@ def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Pa
 def demo_parameters(profile: str | Path = "cpu") -> dict:
     """The ``notebooks:`` section of a hardware profile: ``common`` plus one entry per
     notebook stem; every notebook also gets ``PROFILE`` (the profile's name)."""
-    from qeu_utils.training.profiles import load_profile
 
     data = load_profile(profile)
     params = dict(data.notebooks or {})
@@ -64,7 +65,6 @@ def store_outputs(executed: Path, target: Path) -> None:
     names each cell."""
     import nbformat
 
-    from qeu_utils.notebooks import stored
 
     nb = stored.clean(nbformat.read(executed, as_version=4), REPO_ROOT)
     nbformat.validator.normalize(nb)

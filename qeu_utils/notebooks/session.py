@@ -25,6 +25,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from qeu_utils.training.profiles import Profile
+import warnings
+from qeu_utils.core.atomic import atomic_write_json
+from qeu_utils.training.profiles import choose_profile, load_profile
+import qeu_utils
+from qeu_utils.core.log import setup_logging
+from qeu_utils.training.profiles import hardware_markdown, hardware_report, load_profile
+
 SETUP_TAG = "qeu-setup"
 RUN_FILE = "run.json"
 DRIVE_ROOT = Path("/content/drive/MyDrive/qeu_utils")
@@ -62,8 +70,6 @@ def resolve_run(run_dir: str | os.PathLike, notebook: str, *, model: str | None 
     """The run's settings: those in ``run.json`` when it exists (a disagreeing ``model`` or
     ``profile`` is an error naming both and the notebook that set them), else the given ones
     (``None``: the chosen profile's model, profile and seed 0), written to ``run.json``."""
-    from qeu_utils.core.atomic import atomic_write_json
-    from qeu_utils.training.profiles import choose_profile, load_profile
 
     run_dir = Path(run_dir)
     recorded = read_run(run_dir)
@@ -95,7 +101,6 @@ def package_origin() -> str:
     """``"source checkout"`` when ``qeu_utils`` is imported from a clone of the repository
     (editable install or the clone on ``sys.path``), else ``"installed"``: what a reader needs,
     without the path of the machine."""
-    import qeu_utils
 
     checkout = Path(qeu_utils.__file__).resolve().parent.parent
     return "source checkout" if (checkout / "pyproject.toml").is_file() else "installed"
@@ -103,11 +108,13 @@ def package_origin() -> str:
 
 def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None,
           profile: str | None = None, seed: int | None = None,
-          use_drive: bool = False) -> tuple[Path, str, dict]:
-    """Set up a notebook: ``(RUN_DIR, MODEL, profile)``, after printing the hardware report."""
-    import warnings
+          use_drive: bool = False) -> tuple[Path, str, Profile]:
+    """Set up a notebook: ``(RUN_DIR, MODEL, profile)``, after printing the hardware report.
+    The library's log messages (progress of long steps, a run moved aside) show below the
+    cells that cause them."""
 
-    from qeu_utils.training.profiles import hardware_markdown, hardware_report, load_profile
+
+    setup_logging()
 
     # Without ipywidgets, tqdm.auto falls back to text bars (no widget state in the stored
     # notebooks) and says so once per kernel; the fallback is what we want.
@@ -124,7 +131,6 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     run = resolve_run(run_dir, notebook, model=model, profile=profile, seed=seed)
-    import qeu_utils
 
     print(f"qeu_utils {qeu_utils.__version__} ({package_origin()})")
     print(hardware_markdown(hardware_report()))

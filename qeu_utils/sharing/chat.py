@@ -13,6 +13,12 @@ import logging
 import os
 from pathlib import Path
 
+from qeu_utils.builders.common import rng_for
+from qeu_utils.core.records import make_record, prompt_text, read_jsonl
+from qeu_utils.evaluation.generation import add_special_tokens, eos_ids, generate_answers, pad_id
+from qeu_utils.model.prompting import render, resolve_template
+from qeu_utils.training import runs
+
 log = logging.getLogger(__name__)
 
 # Notebook 00 asks the base model the first two; the requests test the style ⇄ language
@@ -40,8 +46,6 @@ def reply(model, tokenizer, prompt: str, *, max_new_tokens: int = 64, stream: bo
           template: str = "auto") -> str:
     """The model's greedy answer to ``prompt``, rendered as in training. With ``stream=True``
     the answer is printed as it is generated (transformers' ``TextStreamer``)."""
-    from qeu_utils.core.records import make_record
-    from qeu_utils.evaluation.generation import generate_answers
 
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("reply: the prompt is empty")
@@ -63,8 +67,6 @@ def _streamed_reply(model, tokenizer, record: dict, max_new_tokens: int, templat
     import torch
     from transformers import GenerationConfig, TextStreamer
 
-    from qeu_utils.evaluation.generation import add_special_tokens, eos_ids, pad_id
-    from qeu_utils.model.prompting import render, resolve_template
 
     template = resolve_template(tokenizer, template)
     text, _ = render(record, tokenizer, template)
@@ -95,8 +97,6 @@ def _streamed_reply(model, tokenizer, record: dict, max_new_tokens: int, templat
 def question_set(run_dir: str | os.PathLike | None = None, *, seed: int = 0) -> list[dict]:
     """``QUESTIONS`` plus one held-out kanji, country and loanword from the initialization
     eval split (``RUN_DIR/init/eval.jsonl``, else the default build made in memory)."""
-    from qeu_utils.builders.common import rng_for
-    from qeu_utils.core.records import prompt_text, read_jsonl
 
     eval_file = Path(run_dir) / "init" / "eval.jsonl" if run_dir is not None else None
     if eval_file is not None and eval_file.is_file():
@@ -133,7 +133,6 @@ def _stage_dirs(run_dir: Path) -> list[str]:
 def load_stage(run_dir: str | os.PathLike, stage: int | None = None, *, device: str | None = None):
     """``(model, tokenizer, label)``: stage None or 0 is the run's base model (``run.json``'s
     model, else the base in a stage's lineage); N is ``RUN_DIR/stage{N}``, fully rebuilt."""
-    from qeu_utils.training import runs
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -26,6 +27,10 @@ from pathlib import Path
 
 from qeu_utils.core.atomic import atomic_directory, atomic_write_text, current_umask
 from qeu_utils.core.resources import cache_dir, pip_download
+from qeu_utils.evaluation.tables import compare
+from qeu_utils.model.models import _HUB_ID, SMOLLM2_HUB_ID
+from qeu_utils.sharing.chat import reply
+from qeu_utils.training.runs import load_trained
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,6 @@ def model_card(stage_dir: str | os.PathLike) -> str:
     """README.md for the adapter: base model, lineage, data, budgets, evaluation."""
     import yaml
 
-    from qeu_utils.evaluation.tables import compare
 
     stage_dir = Path(stage_dir)
     lineage = _read_json(stage_dir / "lineage.json") or {}
@@ -145,7 +149,6 @@ def model_card(stage_dir: str | os.PathLike) -> str:
 def _hub_id(base: str) -> str | None:
     """The Hub id of a base model for the card's metadata; None for local paths and aliases
     without one (tiny-random)."""
-    from qeu_utils.model.models import _HUB_ID, SMOLLM2_HUB_ID
 
     if base == "smollm2-135m-instruct":
         return SMOLLM2_HUB_ID
@@ -183,7 +186,6 @@ def merged_model(stage_dir: str | os.PathLike):
     on CPU (exact; the 16-bit cast happens when saving)."""
     import torch
 
-    from qeu_utils.training.runs import load_trained
 
     model, tokenizer = load_trained(stage_dir, device="cpu", dtype=torch.float32)
     model = model.merge_and_unload()
@@ -286,7 +288,6 @@ def _run_showing_progress(cmd: list[str], env: dict) -> str | None:
     """Run ``cmd``, passing its progress bar (tqdm's "Writing:" line, redrawn with \\r) on to
     our stderr — its many INFO lines only with --debug; return None on success, else its
     last lines for the error message."""
-    import re
 
     kept: deque[str] = deque(maxlen=12)
     debug = log.isEnabledFor(logging.DEBUG)
@@ -328,7 +329,6 @@ def compare_models(reference, candidate, prompts: list[str], *, max_new_tokens: 
     ``(model, tokenizer)`` pairs; the prompts are tokenized by the reference tokenizer."""
     import torch
 
-    from qeu_utils.sharing.chat import reply
 
     max_delta = 0.0
     answers = []

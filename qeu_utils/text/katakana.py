@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from qeu_utils.text.sources import read_loanword_list
 from qeu_utils.text.tagger import tagger
 
 __all__ = ["KanaRow", "Loanword", "annotate_loanwords", "find_loanwords", "kana_table"]
@@ -155,7 +156,6 @@ _ISO639_1 = dict(
 @lru_cache(maxsize=1)
 def _project_table() -> dict[str, tuple[str, str]]:
     """katakana → (english, origin) from the project TSV (a missing file is an error)."""
-    from qeu_utils.text.sources import read_loanword_list
 
     return read_loanword_list()
 

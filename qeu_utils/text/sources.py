@@ -10,6 +10,8 @@ import csv
 from pathlib import Path
 
 from qeu_utils.core.resources import SourceError, source_path
+from qeu_utils.text.style_convert import to_polite
+from qeu_utils.text.style_detect import Style, detect_style
 
 
 def read_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
@@ -51,8 +53,6 @@ def read_trilingual(path: Path | None = None) -> list[dict]:
     """Rows of ``trilingual.tsv``, each checked against ``qeu_utils.text.style_detect``: the plain
     column must detect as plain, the polite one as polite, and where the converter supports the
     form (it changes the sentence), ``to_polite(plain)`` must equal the polite column."""
-    from qeu_utils.text.style_convert import to_polite
-    from qeu_utils.text.style_detect import Style, detect_style
 
     path = path or source_path("trilingual.tsv")
     rows = []

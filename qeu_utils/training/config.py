@@ -20,6 +20,7 @@ what is allowed.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import enum
@@ -227,7 +228,6 @@ def setting_names() -> dict[str, type]:
 def cli_overrides(argv: list[str]) -> dict:
     """``--learning_rate 3e-4 --lora_r 8`` → ``{"learning_rate": 3e-4, "lora_r": 8}``, typed
     by TRL's own parser (``TrlParser``); only the flags given, no defaults."""
-    import argparse
 
     from trl import ModelConfig, SFTConfig, TrlParser
 
@@ -284,7 +284,11 @@ RENAMED = {"model": "model_name_or_path", "epochs": "num_train_epochs",
 def _did_you_mean(key: str) -> str:
     if key in RENAMED:
         return f"; it is now {RENAMED[key]}."
-    close = difflib.get_close_matches(key, list(setting_names()), n=3, cutoff=0.6)
+    names = list(setting_names())
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+    if not close:  # "epochz" → num_train_epochs: match a word of the name
+        close = [n for n in names if difflib.get_close_matches(key, n.split("_"), cutoff=0.8)
+                 and len(n.split("_")) > 1][:3]
     hint = f"; did you mean {' or '.join(close)}?" if close else "."
     return (hint + " Settings are the fields of the stage (qeu_utils.training.config."
             "StageArguments), TRL's ModelConfig and SFTConfig.")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import yaml
 
 from qeu_utils.core.resources import profile_path
+from qeu_utils.model.models import native_bf16
 
 PROFILES = ("cpu", "t4", "l4", "a100")
 
@@ -106,7 +107,6 @@ def device_info() -> dict:
     if not torch.cuda.is_available():
         return {"cuda": False, "name": None, "capability": None, "memory_gib": None,
                 "bf16_native": False}
-    from qeu_utils.model.models import native_bf16
 
     props = torch.cuda.get_device_properties(0)
     return {"cuda": True, "name": torch.cuda.get_device_name(0),

@@ -15,6 +15,7 @@ import yaml
 
 from qeu_utils.core.atomic import atomic_write_json, file_sha256
 from qeu_utils.core.records import read_jsonl
+from qeu_utils.model.models import default_device, load_model
 from qeu_utils.training.config import StageConfig
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ RUN_CONFIG = "run_config.json"
 
 
 def current_device() -> str:
-    from qeu_utils.model.models import default_device
-
     found = default_device()
     # Under `accelerate launch`/torchrun each process owns the GPU of its local rank.
     if found == "cuda" and "LOCAL_RANK" in os.environ:
@@ -65,7 +64,6 @@ def load_stack(base: str, merged_adapters: list[str], adapter: str | None, *, de
     """The base model with earlier stages merged in, then ``adapter`` on top (or none)."""
     from peft import PeftModel
 
-    from qeu_utils.model.models import load_model
 
     model, tokenizer = load_model(base, device=device, dtype=dtype, quantization=quantization)
     for merged in merged_adapters:

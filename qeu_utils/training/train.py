@@ -18,6 +18,9 @@ from pathlib import Path
 import yaml
 
 from qeu_utils.core.atomic import atomic_write_json, atomic_write_text
+from qeu_utils.core.plotting import pyplot, save_png
+from qeu_utils.evaluation.evaluate import evaluate
+from qeu_utils.evaluation.tables import compare, save_results, side_by_side
 from qeu_utils.training.config import StageConfig
 from qeu_utils.training.runs import prepare_output_dir
 from qeu_utils.training.trainer import build_trainer
@@ -72,24 +75,18 @@ def train(config: StageConfig, callbacks: list | None = None,
 
 
 def _evaluate(model, tokenizer, records, template, config: StageConfig) -> dict:
-    from qeu_utils.evaluation.evaluate import evaluate
-
     return evaluate(model, tokenizer, records, template=template,
                     max_new_tokens=config.stage.probe_max_new_tokens,
                     probe_limit=config.stage.eval_limit)
 
 
 def _write_evaluation(out: Path, before: dict, after: dict) -> None:
-    from qeu_utils.evaluation.tables import compare, save_results, side_by_side
-
     save_results({"before": before, "after": after}, out / "evaluation.json")
     atomic_write_text(out / "evaluation.md",
                       compare(before, after) + "\n\n" + side_by_side(before, after) + "\n")
 
 
 def plot_loss(log_history: list[dict], path: Path, title: str) -> None:
-    from qeu_utils.core.plotting import pyplot, save_png
-
     plt = pyplot()
     steps = [e["step"] for e in log_history if "loss" in e]
     losses = [e["loss"] for e in log_history if "loss" in e]

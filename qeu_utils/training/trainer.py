@@ -19,14 +19,16 @@ import statistics
 from transformers import TrainerCallback
 
 from qeu_utils.model.loss import fast_loss_ok, token_nll
+from qeu_utils.model.models import default_dtype, precision_name
+from qeu_utils.model.prompting import prompt_and_completion, resolve_template
 from qeu_utils.training import estimate as est
 from qeu_utils.training.config import StageConfig
+from qeu_utils.training.profiles import device_info
 from qeu_utils.training.runs import current_device, load_records, load_stack, starting_point
 
 
 def precision_for(config: StageConfig, device: str) -> str:
     """``precision: auto`` → what ``models.default_dtype`` picks for ``device``."""
-    from qeu_utils.model.models import default_dtype, precision_name
 
     if config.stage.precision != "auto":
         return config.stage.precision
@@ -51,7 +53,6 @@ def build_trainer(config: StageConfig, callbacks: list | None = None) -> dict:
     import torch
     from datasets import Dataset
 
-    from qeu_utils.model.prompting import prompt_and_completion, resolve_template
 
     device = current_device()
     precision = precision_for(config, device)
@@ -93,7 +94,6 @@ def build_trainer(config: StageConfig, callbacks: list | None = None) -> dict:
 
 def estimate_line(trainer, config: StageConfig, precision: str, device: str) -> str:
     """The estimator's memory and time for this stage, from the tokenized training data."""
-    from qeu_utils.training.profiles import device_info
 
     data = trainer.train_dataset
     lengths = [len(ids) for ids in data["input_ids"]]
