@@ -403,7 +403,6 @@ def build_dolly(
 def _save_part(path: Path, records: list[dict]) -> None:
     from datasets import Dataset, DatasetDict
 
-
     ds = Dataset.from_dict({f: [r[f] for r in records] for f in RECORD_FIELDS})
     ds._fingerprint = f"{rng_for(0, path.name, *(r['id'] for r in records)).getrandbits(64):016x}"
     DatasetDict({"train": ds}).save_to_disk(str(path))

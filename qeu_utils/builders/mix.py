@@ -136,7 +136,6 @@ def write_init(
 def save_dataset_dict(path: Path, train: list[dict], held_out: list[dict]) -> None:
     from datasets import Dataset, DatasetDict
 
-
     def to_dataset(records, name):
         columns = {f: [r[f] for r in records] for f in FIELDS}
         ds = Dataset.from_dict(columns)

@@ -241,7 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also upload to this Hub dataset repo (token from HF_TOKEN)")
     init.set_defaults(func=cmd_build_init)
 
-
     dolly = build_cmds.add_parser("dolly", help="stage-2 data: Japanese Dolly revised the QEU way")
     dolly.add_argument("--source", default=DEFAULT_SOURCE,
                        help=f"Hub id or local .json/.jsonl/.parquet (default {DEFAULT_SOURCE})")

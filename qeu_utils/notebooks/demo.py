@@ -65,7 +65,6 @@ def store_outputs(executed: Path, target: Path) -> None:
     names each cell."""
     import nbformat
 
-
     nb = stored.clean(nbformat.read(executed, as_version=4), REPO_ROOT)
     nbformat.validator.normalize(nb)
     found = stored.problems(nb, target.name, stored.checkout_roots(REPO_ROOT))

@@ -113,7 +113,6 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
     The library's log messages (progress of long steps, a run moved aside) show below the
     cells that cause them."""
 
-
     setup_logging()
 
     # Without ipywidgets, tqdm.auto falls back to text bars (no widget state in the stored

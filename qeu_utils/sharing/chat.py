@@ -67,7 +67,6 @@ def _streamed_reply(model, tokenizer, record: dict, max_new_tokens: int, templat
     import torch
     from transformers import GenerationConfig, TextStreamer
 
-
     template = resolve_template(tokenizer, template)
     text, _ = render(record, tokenizer, template)
     ids = tokenizer(text, add_special_tokens=add_special_tokens(template),

@@ -72,7 +72,6 @@ def model_card(stage_dir: str | os.PathLike) -> str:
     """README.md for the adapter: base model, lineage, data, budgets, evaluation."""
     import yaml
 
-
     stage_dir = Path(stage_dir)
     lineage = _read_json(stage_dir / "lineage.json") or {}
     config_file = stage_dir / "config.yaml"
@@ -185,7 +184,6 @@ def merged_model(stage_dir: str | os.PathLike):
     """``(model, tokenizer)``: base + every merged earlier stage + this adapter, merged, fp32
     on CPU (exact; the 16-bit cast happens when saving)."""
     import torch
-
 
     model, tokenizer = load_trained(stage_dir, device="cpu", dtype=torch.float32)
     model = model.merge_and_unload()
@@ -328,7 +326,6 @@ def compare_models(reference, candidate, prompts: list[str], *, max_new_tokens: 
     """Next-token logits (max |Δ| over the prompt positions) and greedy answers of two
     ``(model, tokenizer)`` pairs; the prompts are tokenized by the reference tokenizer."""
     import torch
-
 
     max_delta = 0.0
     answers = []

@@ -64,7 +64,6 @@ def load_stack(base: str, merged_adapters: list[str], adapter: str | None, *, de
     """The base model with earlier stages merged in, then ``adapter`` on top (or none)."""
     from peft import PeftModel
 
-
     model, tokenizer = load_model(base, device=device, dtype=dtype, quantization=quantization)
     for merged in merged_adapters:
         model = PeftModel.from_pretrained(model, merged).merge_and_unload()

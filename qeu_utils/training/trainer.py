@@ -53,7 +53,6 @@ def build_trainer(config: StageConfig, callbacks: list | None = None) -> dict:
     import torch
     from datasets import Dataset
 
-
     device = current_device()
     precision = precision_for(config, device)
     quantization = None
