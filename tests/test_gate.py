@@ -87,7 +87,9 @@ def test_strata_on_hand_made_numbers():
                                        (False, False)]] == ["K", "both", "J", "neither"]
 
     def row(kind, zh, ja):
-        entry = {p: {"known": k} for p, k in (("zh", zh), ("ja", ja), ("fewshot", False))}
+        # Known items beat both rivals; unknown ones lose to the copy and beat the distractor.
+        entry = {p: {"known": k, "margin_copy": 1.0 if k else -1.0, "margin_distractor": 1.0}
+                 for p, k in (("zh", zh), ("ja", ja), ("fewshot", False))}
         return {"kind": kind, "task": "kanji_ja_hans" if kind == "kanji" else "country_ja_zh",
                 **entry, "stratum": stratum(zh, ja)}
 
@@ -98,6 +100,8 @@ def test_strata_on_hand_made_numbers():
     lo, hi = summary["primary"]["K_share_ci95"]
     assert 0 <= lo < 0.3 < hi <= 1
     assert summary["all"]["known"] == {"zh": 5, "ja": 3, "fewshot": 0}
+    assert summary["all"]["beats_copy"] == {"zh": 5, "ja": 3, "fewshot": 0}
+    assert summary["all"]["beats_distractor"] == {"zh": 10, "ja": 10, "fewshot": 10}
     assert summary["by_kind"]["kanji"]["K"] == 3 and summary["by_kind"]["country"]["J"] == 1
     assert summary["by_kind"]["country"]["neither"] == 4
     assert summary["secondary"]["K_minus_J_share"] == pytest.approx(0.2)

@@ -58,6 +58,7 @@ __all__ = [
     "bootstrap_share",
     "summarize",
     "run_gate",
+    "write_gate",
 ]
 
 CANDIDATES = ("answer", "copy", "distractor")
@@ -250,10 +251,16 @@ def bootstrap_share(values, *, n_boot: int = 2000, seed: int = 0) -> tuple[float
 
 
 def _counts(rows: list[dict]) -> dict:
+    """Strata and known counts; also how many answers beat each rival on its own, which says
+    why items are not known (a model that copies loses to the copy, one that guesses beats
+    the distractor about half the time)."""
     strata = Counter(row["stratum"] for row in rows)
     known = {p: sum(row[p]["known"] for row in rows) for p in PROMPTS}
+    beats = {rival: {p: sum(row[p][f"margin_{rival}"] > 0 for row in rows) for p in PROMPTS}
+             for rival in ("copy", "distractor")}
     return {"items": len(rows), **{s: strata[s] for s in STRATA},
-            "known": known, "known_share": {p: known[p] / len(rows) for p in PROMPTS}}
+            "known": known, "known_share": {p: known[p] / len(rows) for p in PROMPTS},
+            "beats_copy": beats["copy"], "beats_distractor": beats["distractor"]}
 
 
 def summarize(rows: list[dict], *, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -314,12 +321,19 @@ def run_gate(model: str, out, *, n_kanji: int | None = 300, n_countries: int | N
                "timing": {"load_s": round(load_s, 1), "score_s": round(score_s, 1),
                           "device": str(loaded.device), "torch_threads": torch.get_num_threads(),
                           "dtype": str(loaded.dtype).removeprefix("torch.")}}
+    write_gate(out, rows, summary)
+    log.info("gate: K = %d of %d items, written to %s", summary["primary"]["K_count"],
+             len(rows), out)
+    return summary
+
+
+def write_gate(out, rows: list[dict], summary: dict) -> None:
+    """``items.jsonl``, ``summary.json``, ``gate.png`` and ``report.md`` in ``out``, replaced
+    all at once. Also re-renders a stored result after a change to the report: pass its rows
+    and its summary updated with :func:`summarize` of the rows."""
     with atomic_directory(out) as tmp:
         atomic_write_text(Path(tmp) / "items.jsonl",
                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         atomic_write_json(Path(tmp) / "summary.json", summary)
         plot_gate(rows, summary, Path(tmp) / "gate.png")
         atomic_write_text(Path(tmp) / "report.md", report_markdown(summary, rows))
-    log.info("gate: K = %d of %d items, written to %s", summary["primary"]["K_count"],
-             len(rows), out)
-    return summary

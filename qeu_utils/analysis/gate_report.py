@@ -33,6 +33,17 @@ def _table(summary: dict) -> list[str]:
     return lines
 
 
+def _rivals_table(summary: dict) -> list[str]:
+    """Per task and prompt, how many answers beat the copy and the distractor on their own."""
+    lines = ["| items | n | " + " | ".join(f"{p}: > copy | {p}: > distractor" for p in PROMPTS)
+             + " |", "|---|---:|" + "---:|" * (2 * len(PROMPTS))]
+    groups = [*summary["by_task"].items(), ("**all**", summary["all"])]
+    for name, c in groups:
+        cells = " | ".join(f"{c['beats_copy'][p]} | {c['beats_distractor'][p]}" for p in PROMPTS)
+        lines.append(f"| {name} | {c['items']} | {cells} |")
+    return lines
+
+
 def _prompt_examples(summary: dict, rows: list[dict]) -> list[str]:
     lines = []
     for task in summary["by_task"]:
@@ -60,6 +71,15 @@ def _reading(summary: dict) -> list[str]:
         verdict = ("the two frames' disagreements go both ways about equally: the interval of "
                    "K − J includes 0, so K cannot be told apart from the noise of switching "
                    "prompts")
+    n = a["items"]
+    rivals = (f"The answer beats the copy on {a['beats_copy']['zh']} items from the Chinese "
+              f"prompt, {a['beats_copy']['ja']} from the Japanese and "
+              f"{a['beats_copy']['fewshot']} from the few-shot prompt, and the distractor on "
+              f"{a['beats_distractor']['zh']}, {a['beats_distractor']['ja']} and "
+              f"{a['beats_distractor']['fewshot']} (a model that only guessed would beat it "
+              f"on about {n // 2}).")
+    rough = (" With fewer than 10 items in K the percentile interval is rough: read the count."
+             if p["K_count"] < 10 else "")
     return [
         f"The Chinese prompt makes {a['known']['zh']} of {a['items']} items known "
         f"({_pct(a['known_share']['zh'])}), the Japanese prompt {a['known']['ja']} "
@@ -68,7 +88,9 @@ def _reading(summary: dict) -> list[str]:
         f"({_pct(p['K_share'])}); J holds {a['J']}. K − J = {_pct(s['K_minus_J_share'])} of the "
         f"items (95% CI {_pct(lo)} to {_pct(hi)}): {verdict}. Were the two prompts' verdicts "
         f"independent at these rates, K would hold {_pct(s['K_share_if_independent'])} of the "
-        "items.",
+        f"items.{rough}",
+        "",
+        rivals,
     ]
 
 
@@ -78,9 +100,14 @@ def report_markdown(summary: dict, rows: list[dict]) -> str:
     p, t = summary["primary"], summary["timing"]
     lo, hi = p["K_share_ci95"]
     c_lo, c_hi = p["K_count_ci95"]
-    k_rows = sorted((r for r in rows if r["stratum"] == "K"),
-                    key=lambda r: -min(r["zh"]["margin_copy"], r["zh"]["margin_distractor"]))
-    k_list = ", ".join(f"{r['question']}→{r['answer']}" for r in k_rows[:30]) or "(none)"
+    k_lines = []
+    for task in summary["by_task"]:
+        k_rows = sorted((r for r in rows if r["stratum"] == "K" and r["task"] == task),
+                        key=lambda r: -min(r["zh"]["margin_copy"], r["zh"]["margin_distractor"]))
+        if k_rows:
+            k_lines.append(f"- `{task}` ({len(k_rows)}): " + ", ".join(
+                f"{r['question']}→{r['answer']}" for r in k_rows[:15])
+                + (", …" if len(k_rows) > 15 else ""))
     lines = [
         f"# Knowledge gate: {summary['model']}",
         "",
@@ -126,7 +153,11 @@ def report_markdown(summary: dict, rows: list[dict]) -> str:
         "",
         *_reading(summary),
         "",
-        f"Items in K, largest Chinese-prompt margin first (up to 30): {k_list}.",
+        *_rivals_table(summary),
+        "",
+        "Items in K per task, largest Chinese-prompt margin first (up to 15 each):",
+        "",
+        *(k_lines or ["- (none)"]),
         "",
         "`items.jsonl` holds every item's raw log-probabilities, token counts, per-token means "
         "and margins per prompt; `gate.png` shows the strata per task and each item's smaller "
@@ -168,12 +199,13 @@ def report_markdown(summary: dict, rows: list[dict]) -> str:
 
 
 def plot_gate(rows: list[dict], summary: dict, path) -> None:
-    """Left: the share of each stratum per task. Right: per item, the smaller of the two
-    margins from the Chinese prompt (x) against the Japanese prompt (y); K is the lower right
-    quadrant, where a few items are labelled."""
+    """Left: the share of each stratum per task. Middle: the share known from each prompt per
+    task. Right: per item, the smaller of the two margins from the Chinese prompt (x) against
+    the Japanese prompt (y), on a scale linear near 0 (where known is decided) and
+    logarithmic beyond; K is the lower right quadrant, where a few items are labelled."""
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2),
-                                      gridspec_kw={"width_ratios": [1, 1.1]})
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 5.6),
+                                              gridspec_kw={"width_ratios": [1, 0.8, 1.1]})
     tasks = list(summary["by_task"])
     for i, task in enumerate(tasks):
         counts, start = summary["by_task"][task], 0.0
@@ -194,9 +226,22 @@ def plot_gate(rows: list[dict], summary: dict, path) -> None:
     left.set_xlabel("share of items")
     left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     p = summary["primary"]
-    left.set_title(f"K = {p['K_count']} of {summary['n_items']} items "
+    left.set_title(f"strata: K = {p['K_count']} of {summary['n_items']} items "
                    f"({_pct(p['K_share'])}, CI {_pct(p['K_share_ci95'][0])}–"
                    f"{_pct(p['K_share_ci95'][1])})", fontsize=10)
+
+    for j, (prompt, colour) in enumerate(zip(PROMPTS, ("#ff7f0e", "#9467bd", "#7f7f7f"),
+                                             strict=True)):
+        shares = [summary["by_task"][t]["known_share"][prompt] for t in tasks]
+        middle.barh([i + (j - 1) * 0.27 for i in range(len(tasks))], shares, height=0.27,
+                    color=colour, label={"zh": "Chinese prompt", "ja": "Japanese prompt",
+                                         "fewshot": "few-shot"}[prompt])
+    middle.set_yticks(range(len(tasks)), [""] * len(tasks))
+    middle.invert_yaxis()
+    middle.set_xlim(0, 1)
+    middle.set_xlabel("share of items known")
+    middle.set_title("known from each prompt", fontsize=10)
+    middle.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8)
 
     def margin(row, prompt):
         return min(row[prompt]["margin_copy"], row[prompt]["margin_distractor"])
@@ -206,15 +251,19 @@ def plot_gate(rows: list[dict], summary: dict, path) -> None:
         if pts:
             xs, ys = zip(*pts, strict=True)
             right.scatter(xs, ys, s=8, alpha=0.5, color=colour, label=kind)
+    right.set_xscale("symlog", linthresh=2)
+    right.set_yscale("symlog", linthresh=2)
     right.axhline(0, color="black", lw=0.6)
     right.axvline(0, color="black", lw=0.6)
     k_rows = sorted((r for r in rows if r["stratum"] == "K"), key=lambda r: -margin(r, "zh"))
-    for r in k_rows[:8]:
+    for n, r in enumerate(k_rows[:6]):
+        # Labels stacked in the K quadrant's corner, each with a line to its point.
         right.annotate(f"{r['question']}→{r['answer']}", (margin(r, "zh"), margin(r, "ja")),
-                       fontsize=8, xytext=(3, 3), textcoords="offset points")
+                       xytext=(0.86, 0.42 - 0.065 * n), textcoords="axes fraction",
+                       fontsize=8, arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"})
     right.set_xlabel("Chinese prompt: min(margin over copy, over distractor), nats")
-    right.set_ylabel("Japanese prompt: same margin, nats")
-    right.set_title("each item (K = lower right)", fontsize=10)
+    right.set_ylabel("Japanese prompt: the same, nats")
+    right.set_title("each item (K = lower right; symlog axes)", fontsize=10)
     right.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"Knowledge gate: {summary['model']}", fontsize=11)
     fig.tight_layout()
