@@ -134,7 +134,8 @@ def report_markdown(summary: dict, rows: list[dict]) -> str:
         *_prompt_examples(summary, rows),
         "",
         "Items: Jōyō kanji (OpenCC) whose Simplified or Traditional form differs from the "
-        "Japanese one, the 195 CLDR countries in three directions, loanwords harvested from "
+        "Japanese one, a seeded sample of CLDR's 195 countries in three directions, loanwords "
+        "harvested from "
         "the project's texts; only items whose answer differs from the question. "
         f"Settings: {summary['settings']}.",
         "",
@@ -172,15 +173,25 @@ def report_markdown(summary: dict, rows: list[dict]) -> str:
         "- Read K against J: two different wordings of one question disagree on some items "
         "by chance alone, in both directions. Only K − J above 0 says the Chinese frame "
         "reaches knowledge the Japanese frame does not.",
+        "- The two rivals say why an item is not known (the second table): an answer that "
+        "beats the distractor but not the copy is a pairing the model has but does not give "
+        "in that frame, because echoing the quoted question is likelier; an answer that does "
+        "not beat the distractor either is not there.",
+        "- Compare tasks by the language of the answer: a frame favours answers in its own "
+        "script (a Simplified character is unusual inside a Japanese sentence, katakana inside "
+        "a Chinese one). Tasks answered in Chinese can only put items in K by that preference "
+        "as much as by knowledge; the task answered in Japanese (`country_zh_ja`) shows the "
+        "same preference the other way, as J.",
         "- A model with little Chinese (low known rates from every prompt, K near J) cannot "
         "test the claim: that is \"not testable\", not \"not supported\".",
         "",
         "## What it cannot say",
         "",
-        "- Ranking the right form above two rivals is not producing it: a model may score the "
-        "answer first and still not generate it, and beating two rivals is a low bar (a "
-        "model that guessed would pass about a third of the time, more when the rivals are "
-        "unusual strings).",
+        "- Ranking the right form above two rivals is not producing it: a model may rank the "
+        "answer first among three and still generate something else.",
+        "- Knowledge and the frame's script preference are not separated: K holds items the "
+        "Chinese frame gets right, whether because it reaches a pairing the Japanese frame "
+        "does not or because it makes a Chinese-script answer plausible text.",
         "- One wording per language: another phrasing could move items between strata; the "
         "interval covers the sampling of items, not of prompts.",
         "- Summed log-probabilities favour short answers; the per-token means in "
@@ -191,7 +202,7 @@ def report_markdown(summary: dict, rows: list[dict]) -> str:
         "## Timing",
         "",
         f"Model load {t['load_s']} s, scoring {t['score_s']} s on {t['device']} "
-        f"({t['dtype']}, {t['torch_threads']} torch threads), {summary['n_items']} items × 3 "
+        f"({t['dtype']}, torch threads: {t['torch_threads']}), {summary['n_items']} items × 3 "
         "prompts × 3 candidates.",
         "",
     ]
