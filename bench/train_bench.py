@@ -9,7 +9,10 @@ process.
 Printed per setup: real (non-padding) tokens per second, loss-bearing tokens per second,
 and the padding share of the timed batches and of a whole epoch (length grouping puts the
 longest, most uneven records first); then the ratio ours / baseline of real tokens per
-second. Run: python bench/train_bench.py [--model smollm2-135m-instruct] [--steps 12]
+second. Last, our setup on ``--versus`` (default ``gemma3-270m``, the subject model) against
+``--model`` on the same data: the ratio of real tokens per second and of records per second
+(the two tokenizers cut the same records into different numbers of tokens).
+Run: python bench/train_bench.py [--model smollm2-135m-instruct] [--steps 12] [--versus ""]
 """
 
 from __future__ import annotations
@@ -78,6 +81,16 @@ def baseline(model: str, data: Path, steps: int, batch: int, out: Path):
     return Trainer(model=lm, args=args, train_dataset=encoded, data_collator=collator), tokenizer
 
 
+def measure(name: str, trainer, steps: int, batch: int) -> tuple[float, float]:
+    """Train ``steps`` steps and print the line; returns (real tokens/s, records/s)."""
+    real, pad, loss, epoch_padding = count_tokens(trainer, steps)
+    seconds = timed_train(trainer)
+    print(f"{name:8} {seconds:6.1f} s  real tokens/s {real / seconds:7.1f}  "
+          f"loss-bearing tokens/s {loss / seconds:7.1f}  padding: timed batches "
+          f"{pad / (real + pad):5.1%}, whole epoch {epoch_padding:5.1%}", flush=True)
+    return real / seconds, steps * batch / seconds
+
+
 def main() -> None:
     from qeu_utils.builders.mix import build_init, write_init
 
@@ -85,6 +98,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--versus", default="gemma3-270m",
+                        help="a second model for our setup, compared with --model ('' skips)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -94,14 +109,15 @@ def main() -> None:
         for name, setup in (("baseline", baseline), ("ours", ours)):
             trainer, tokenizer = setup(args.model, data, args.steps, args.batch_size,
                                        tmp / name)
-            real, pad, loss, epoch_padding = count_tokens(trainer, args.steps)
-            seconds = timed_train(trainer)
-            results[name] = real / seconds
-            print(f"{name:8} {seconds:6.1f} s  real tokens/s {real / seconds:7.1f}  "
-                  f"loss-bearing tokens/s {loss / seconds:7.1f}  padding: timed batches "
-                  f"{pad / (real + pad):5.1%}, whole epoch {epoch_padding:5.1%}")
+            results[name] = measure(name, trainer, args.steps, args.batch_size)
         print(f"ratio ours / baseline (real tokens per second) = "
-              f"{results['ours'] / results['baseline']:.2f} (goal >= 1.5)")
+              f"{results['ours'][0] / results['baseline'][0]:.2f} (goal >= 1.5)")
+        if args.versus:
+            trainer, _ = ours(args.versus, data, args.steps, args.batch_size, tmp / "versus")
+            versus = measure(args.versus, trainer, args.steps, args.batch_size)
+            print(f"ratio {args.versus} / {args.model}, ours: real tokens per second "
+                  f"{versus[0] / results['ours'][0]:.2f}, records per second "
+                  f"{versus[1] / results['ours'][1]:.2f}")
 
 
 if __name__ == "__main__":

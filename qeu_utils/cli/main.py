@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from qeu_utils.analysis.analyze import analyze
+from qeu_utils.analysis.gate import run_gate
 from qeu_utils.builders.dolly import DEFAULT_SOURCE, DEFAULT_TRIVIA_TOPICS, build_dolly
 from qeu_utils.builders.mix import (
     DEFAULT_PROPORTIONS,
@@ -159,6 +160,22 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_gate(args) -> int:
+    # The command from the parsed options, so the report says how to remake it as typed or not.
+    options = [("--n-kanji", args.n_kanji), ("--n-countries", args.n_countries),
+               ("--n-loanwords", args.n_loanwords), ("--seed", args.seed)]
+    command = shlex.join(["python", "-m", "qeu_utils", "gate", "--model", args.model, "--out",
+                          str(args.out), *(str(x) for flag, value in options
+                                           if value is not None for x in (flag, value))])
+    summary = run_gate(args.model, args.out, n_kanji=args.n_kanji, n_countries=args.n_countries,
+                       n_loanwords=args.n_loanwords, seed=args.seed, batch_size=args.batch_size,
+                       overwrite=args.overwrite, command=command)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
+    print(f"K = {summary['primary']['K_count']} of {summary['n_items']} items; items.jsonl, "
+          f"summary.json, report.md and gate.png in {args.out}")
+    return 0
+
+
 def cmd_chat(args) -> int:
     model, tokenizer, label = chat.load_stage(args.run, args.stage)
     if args.prompt is not None:
@@ -280,6 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--n-words", type=int, default=None,
                          help="a sample of N country names and loanwords (default all)")
     analyze.set_defaults(func=cmd_analyze)
+
+    gate = commands.add_parser(
+        "gate", help="knowledge gate: what a base model knows from a Chinese vs a Japanese prompt")
+    gate.add_argument("--model", required=True, help="alias, Hub id or directory of a base model")
+    gate.add_argument("--out", type=Path, required=True, help="output directory")
+    gate.add_argument("--n-kanji", type=int, default=300, help="kanji (default 300; 0: none)")
+    gate.add_argument("--n-countries", type=int, default=100, help="countries (default 100)")
+    gate.add_argument("--n-loanwords", type=int, default=100, help="loanwords (default 100)")
+    gate.add_argument("--seed", type=int, default=0)
+    gate.add_argument("--batch-size", type=int, default=16)
+    gate.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    gate.set_defaults(func=cmd_gate)
 
     experiment = commands.add_parser(
         "experiment", help="experiments: curriculum = conditions A/B/C over seeds")

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 # Architectures whose causal-LM forward is exactly ``lm_head(decoder(x))`` then the plain
 # token cross-entropy (checked in transformers' modeling_<type>.py). Others post-process
-# logits — Gemma-2/3 soft-cap them, Cohere multiplies by logit_scale, Granite divides by
-# logits_scaling — and go through the model's own forward.
-FAST_LOSS_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "olmo2")
+# logits — Gemma-2 soft-caps them, Cohere multiplies by logit_scale, Granite divides by
+# logits_scaling — and go through the model's own forward. Gemma 3 (``gemma3_text``,
+# Gemma3ForCausalLM) soft-caps only when its config sets ``final_logit_softcapping``, which
+# Google's configs leave null (its embedding scaling is inside the decoder); a config that
+# sets it is caught by the check below. tests/test_gemma.py compares both losses.
+FAST_LOSS_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "olmo2", "gemma3_text")
 LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling",
                         "output_logit_scale", "logit_softcapping")
 

