@@ -91,7 +91,7 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("qeu_utils.cli.main.build_init", interrupted)
+    monkeypatch.setattr("qeu_utils.cli.commands.build_init", interrupted)
     assert main(["build", "init", "--out", str(tmp_path / "init")]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
     assert not (tmp_path / "init").exists()
