@@ -104,7 +104,10 @@ def test_ctrl_c_in_a_real_process(tmp_path):
     import signal
     import time
 
-    code = ("import time, qeu_utils.builders.mix as mix\n"
+    # A shell's background job (nohup, `&`, some CI runners) starts with SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: restore what a terminal user has.
+    code = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "import time, qeu_utils.builders.mix as mix\n"
             "mix.build_init = lambda *a, **k: time.sleep(60)\n"
             "import sys; from qeu_utils.__main__ import main\n"
             "print('ready', flush=True)\n"
