@@ -203,15 +203,6 @@ def build(values: dict, origin: dict | None = None, source: str = "") -> StageCo
     return StageConfig(stage_args, model_config, sft_config, source)
 
 
-def replace(config: StageConfig, **overrides) -> StageConfig:
-    """``config`` with some settings changed (checked like ``resolve``'s overrides)."""
-    values = {**config.record(), **{k: v for k, v in overrides.items() if v is not None}}
-    for key, value in overrides.items():
-        if value is not None:
-            _check(key, value, "overrides")
-    return build(values, source=config.source + " + overrides")
-
-
 @functools.cache
 def setting_names() -> dict[str, type]:
     """Every settable name → its owner (``StageArguments``, ``ModelConfig``, ``SFTConfig``)."""
