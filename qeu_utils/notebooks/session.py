@@ -132,7 +132,7 @@ def start(run_dir: str | os.PathLike, notebook: str, *, model: str | None = None
     run = resolve_run(run_dir, notebook, model=model, profile=profile, seed=seed)
 
     print(f"qeu_utils {qeu_utils.__version__} ({package_origin()})")
-    print(hardware_markdown(hardware_report()))
+    print(hardware_markdown(hardware_report(model=run["model"])))
     print(f"run: {run_dir} | model {run['model']} | profile {run['profile']} | seed "
           f"{run['seed']} (run.json written by {run['written_by']})")
     return run_dir, run["model"], load_profile(run["profile"])

@@ -28,7 +28,8 @@ from pathlib import Path
 from qeu_utils.core.atomic import atomic_directory, atomic_write_text, current_umask
 from qeu_utils.core.resources import cache_dir, pip_download
 from qeu_utils.evaluation.tables import compare
-from qeu_utils.model.models import _HUB_ID, SMOLLM2_HUB_ID
+from qeu_utils.model.gemma import GEMMA3_HUB_ID, GEMMA_PROHIBITED_USE_URL, GEMMA_TERMS_URL
+from qeu_utils.model.models import _HUB_ID, SMOLLM2_HUB_ID, model_type_of
 from qeu_utils.sharing.chat import reply
 from qeu_utils.training.runs import load_trained
 
@@ -38,7 +39,7 @@ CONVERTER_SDIST = "llama-cpp-python==0.3.36"
 GGUF_TYPES = ("f16", "f32", "q8_0")
 # Files of a stage directory that make up the adapter on the Hub (no checkpoints, and no
 # lineage.json / config.yaml: they hold local absolute paths).
-ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors", "README.md",
+ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors", "README.md", "NOTICE",
                  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                  "chat_template.jinja", "evaluation.md", "loss_curve.png"]
 _DONE = ".qeu-complete"
@@ -83,9 +84,11 @@ def model_card(stage_dir: str | os.PathLike) -> str:
     hub_base = _hub_id(base)
     stage = lineage.get("stage", "?")
     merged = [Path(p).name for p in lineage.get("merged_adapters") or []]
+    gemma = is_gemma(base)
     lines = [
         "---",
         *([f"base_model: {hub_base}"] if hub_base else []),
+        *(["license: gemma"] if gemma else []),
         "library_name: peft",
         "tags: [lora, qeu-initialization-curriculum, japanese]",
         "---",
@@ -142,7 +145,23 @@ def model_card(stage_dir: str | os.PathLike) -> str:
                   f"base = AutoModelForCausalLM.from_pretrained(\"{hub_base}\")",
                   "model = PeftModel.from_pretrained(base, \"THIS_REPO\")"]
     lines += ["```", ""]
+    if gemma:
+        lines += ["## License", "", GEMMA_NOTICE,
+                  "This adapter, and any model merged or converted from it, is a Model Derivative",
+                  "under those terms: share it with a copy of them and their use restrictions (the",
+                  f"[Prohibited Use Policy]({GEMMA_PROHIBITED_USE_URL})). `qeu_utils` itself never",
+                  "redistributes Gemma's weights.", ""]
     return "\n".join(lines)
+
+
+# The notice Gemma's terms (section 3.1) ask every distributed copy of a derivative to carry.
+GEMMA_NOTICE = ("Gemma is provided under and subject to the Gemma Terms of Use found at "
+                f"{GEMMA_TERMS_URL}\n")
+
+
+def is_gemma(base: str) -> bool:
+    """Whether a base model is a Gemma model (its terms then travel with every export)."""
+    return str(model_type_of(base) or "").startswith("gemma") or "gemma" in str(base).lower()
 
 
 def _hub_id(base: str) -> str | None:
@@ -151,14 +170,23 @@ def _hub_id(base: str) -> str | None:
 
     if base == "smollm2-135m-instruct":
         return SMOLLM2_HUB_ID
+    if base == "gemma3-270m":
+        return GEMMA3_HUB_ID
     return base if _HUB_ID.match(str(base)) and not Path(base).exists() else None
 
 
 def write_card(stage_dir: str | os.PathLike) -> Path:
-    """Write the model card as the stage's README.md (replacing PEFT's generic one)."""
+    """Write the model card as the stage's README.md (replacing PEFT's generic one), and for a
+    Gemma base the NOTICE its terms ask for."""
     path = Path(stage_dir) / "README.md"
     atomic_write_text(path, model_card(stage_dir))
+    if is_gemma(_base_of(stage_dir)):
+        atomic_write_text(Path(stage_dir) / "NOTICE", GEMMA_NOTICE)
     return path
+
+
+def _base_of(stage_dir: str | os.PathLike) -> str:
+    return (_read_json(Path(stage_dir) / "lineage.json") or {}).get("base_model", "unknown")
 
 
 def push_to_hub(stage_dir: str | os.PathLike, repo_id: str, private: bool = True) -> str:
@@ -380,6 +408,8 @@ def export(path: str | os.PathLike, *, stage: int | None = None, merged_dir=None
             result.update(_gguf_from(model, tokenizer, Path(gguf_file), gguf_type, verify))
         if merged_dir is not None:  # last: it casts the model to 16 bits
             result["merged"] = str(save_merged(model, tokenizer, merged_dir, merged_dtype))
+            if is_gemma(_base_of(stage_dir)):
+                atomic_write_text(Path(merged_dir) / "NOTICE", GEMMA_NOTICE)
     if push_to_hub:
         result["hub"] = _upload(stage_dir, push_to_hub, private=private)
     return result

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from qeu_utils.model.models import choose_precision, model_type_of
 from qeu_utils.training.profiles import PROFILES, Profile, load_profile
 
 
@@ -33,10 +34,13 @@ class Shape:
     kv_heads: int
     vocab: int
     tied: bool  # input embeddings shared with the LM head
+    head_dim: int | None = None  # None: hidden / heads (Gemma 3's is wider: 256 for 640 / 4)
 
 
 # The profiles' models, so the README table needs no download (values from their config.json).
 KNOWN_SHAPES = {
+    "gemma3-270m": Shape(18, 640, 2048, 4, 1, 262144, True, head_dim=256),
+    "google/gemma-3-270m": Shape(18, 640, 2048, 4, 1, 262144, True, head_dim=256),
     "smollm2-135m-instruct": Shape(30, 576, 1536, 9, 3, 49152, True),
     "HuggingFaceTB/SmolLM2-135M-Instruct": Shape(30, 576, 1536, 9, 3, 49152, True),
     "HuggingFaceTB/SmolLM2-1.7B-Instruct": Shape(24, 2048, 8192, 32, 32, 49152, True),
@@ -81,13 +85,22 @@ def shape_of(model_or_config) -> Shape:
                  intermediate=getattr(config, "intermediate_size", None) or 4 * hidden,
                  heads=heads, kv_heads=getattr(config, "num_key_value_heads", None) or heads,
                  vocab=config.vocab_size,
-                 tied=bool(getattr(config, "tie_word_embeddings", False)))
+                 tied=bool(getattr(config, "tie_word_embeddings", False)),
+                 head_dim=_wide_head(config))
+
+
+def _wide_head(config) -> int | None:
+    """``head_dim`` when it is not hidden / heads (Gemma 3), else None (the Shape default)."""
+    head_dim = getattr(config, "head_dim", None)
+    return None if head_dim in (None, config.hidden_size // config.num_attention_heads) \
+        else head_dim
 
 
 def _linears(s: Shape) -> dict[str, tuple[int, int]]:
-    kv = s.hidden * s.kv_heads // s.heads
+    head_dim = s.head_dim or s.hidden // s.heads
+    q, kv = s.heads * head_dim, s.kv_heads * head_dim
     h, i = s.hidden, s.intermediate
-    return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+    return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
             "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
 
 
@@ -195,16 +208,30 @@ def stage_minutes(est: dict, *, records: int, epochs: float, max_steps: int = -1
             "stage_minutes": steps * est["seconds_per_step"] / 60}
 
 
-# What the stages train on, counted with the SmolLM2 tokenizer and its chat template (an
-# English-centric tokenizer spends ~1.7 tokens per Japanese character; OLMo-2's needs fewer,
-# so its times are upper bounds). Stage 1: the default init build, measured (270 records,
-# mean 92 tokens, longest 161, 21% of tokens carry the loss). Stage 2: one Dolly part — about
-# 3,400 records after the revision; mean ~500 tokens (~280 characters per record), the
-# longest beyond any max_length; the response is about half of each record.
+# What the stages train on, counted by tokenizer with the template the model trains with
+# (python bench/stage_tokens.py). SmolLM2's English-centric tokenizer and chat template: stage 1
+# is the default init build (270 records, mean 90 tokens, longest 200, 16% of tokens carry
+# the loss); stage 2 is one Dolly part, about 3,400 records after the revision, mean ~500
+# tokens (~280 characters), the longest beyond any max_length, about half of it the response.
+# Models with other tokenizers use these figures as upper bounds, except Gemma 3's: one token
+# for most kanji and a base model's Alpaca template — stage 1 mean 66, longest 115, 9% loss
+# (the Japanese Alpaca preamble is long); on the revised Dolly sample it needs 0.48× SmolLM2's
+# tokens, 34% of them in the response (SmolLM2: 43%), so stage 2 scales to 240 tokens, 40%.
 STAGES = {
-    "stage1": {"records": 270, "mean_tokens": 92, "max_tokens": 161, "loss_fraction": 0.21},
+    "stage1": {"records": 270, "mean_tokens": 90, "max_tokens": 200, "loss_fraction": 0.16},
     "stage2": {"records": 3400, "mean_tokens": 500, "max_tokens": 8192, "loss_fraction": 0.5},
 }
+GEMMA3_STAGES = {
+    "stage1": {"records": 270, "mean_tokens": 66, "max_tokens": 115, "loss_fraction": 0.09},
+    "stage2": {"records": 3400, "mean_tokens": 240, "max_tokens": 3900, "loss_fraction": 0.40},
+}
+
+
+def stage_data(model: str) -> dict:
+    """``STAGES`` as counted with ``model``'s tokenizer (Gemma 3) or as an upper bound."""
+    return GEMMA3_STAGES if model_type_of(model) in ("gemma3_text", "gemma3") else STAGES
+
+
 PAD_FACTOR = 1.1  # padded over real tokens in length-grouped batches
 # The card each GPU profile is sized for, and the CPU's threads for the cpu profile.
 REFERENCE_DEVICE = {"cpu": "cpu", "t4": "T4", "l4": "L4", "a100": "A100"}
@@ -212,17 +239,18 @@ REFERENCE_CPU_THREADS = 2
 
 
 def profile_precision(profile: Profile) -> str:
-    """The precision ``models.default_dtype`` picks on the profile's reference card."""
+    """The precision the one rule (``models.choose_precision``) picks for the profile's model on
+    its reference card."""
     if profile.precision != "auto":
         return profile.precision
-    if not profile.gpu:
-        return "fp32"
-    return "bf16" if profile.gpu["min_capability"] >= 8.0 else "fp16"
+    return choose_precision(cuda=bool(profile.gpu),
+                            bf16_native=bool(profile.gpu) and profile.gpu["min_capability"] >= 8.0,
+                            model_type=model_type_of(profile.model))
 
 
 def estimate_profile(name_or_path) -> dict:
     """Peak memory and minutes per stage for a profile on its reference device, with the
-    profile's model, batch, length, precision and epochs and the stages' data (``STAGES``)."""
+    profile's model, batch, length, precision and epochs and the stages' data (``stage_data``)."""
     profile = load_profile(name_or_path)
     shape = shape_of(profile.model)
     precision = profile_precision(profile)
@@ -234,7 +262,7 @@ def estimate_profile(name_or_path) -> dict:
               "qlora": t["load_in_4bit"], "device": device, "threads": REFERENCE_CPU_THREADS}
     result = {"profile": profile.name, "model": profile.model, "device": device,
               "precision": precision, "peak_memory_gib": 0.0}
-    for stage, data in STAGES.items():
+    for stage, data in stage_data(profile.model).items():
         longest = min(data["max_tokens"], t["max_length"])
         typical = min(round(data["mean_tokens"] * PAD_FACTOR), t["max_length"])
         peak = estimate(shape, seq_len=longest, loss_fraction=data["loss_fraction"], **common)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import yaml
 
 from qeu_utils.core.resources import profile_path
-from qeu_utils.model.models import native_bf16
+from qeu_utils.model.models import choose_precision, model_type_of, native_bf16
 
 PROFILES = ("cpu", "t4", "l4", "a100")
 
@@ -134,15 +134,18 @@ def _choose(info: dict) -> tuple[str, str]:
     return "a100", f"bf16 and {memory:.1f} GiB > {L4_MAX_GIB:.0f} GiB"
 
 
-def hardware_report(info: dict | None = None) -> dict:
-    """Device, GPU name, compute capability, memory, the precision training will use and the
-    profile chosen (with the reason)."""
+def hardware_report(info: dict | None = None, model: str | None = None) -> dict:
+    """Device, GPU name, compute capability, memory, the precision training will use (for
+    ``model`` when given: some models cannot run in fp16) and the profile chosen (with the
+    reason)."""
     info = info or device_info()
     device = "cuda" if info.get("cuda") else "cpu"
     profile, reason = _choose(info)
     capability = info.get("capability")
-    # The rule of models.default_dtype, applied to `info` (which may describe another machine).
-    precision = ("bf16" if info["bf16_native"] else "fp16") if info.get("cuda") else "fp32"
+    # `info` may describe another machine, so the rule is applied to it rather than detected.
+    precision = choose_precision(cuda=bool(info.get("cuda")),
+                                 bf16_native=bool(info.get("bf16_native")),
+                                 model_type=model_type_of(model) if model else None)
     return {"device": device, "gpu": info.get("name"),
             "capability": f"{capability[0]}.{capability[1]}" if capability else None,
             "memory_gib": info.get("memory_gib"), "precision": precision,

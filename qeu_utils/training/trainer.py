@@ -19,7 +19,7 @@ import statistics
 from transformers import TrainerCallback
 
 from qeu_utils.model.loss import fast_loss_ok, token_nll
-from qeu_utils.model.models import default_dtype, precision_name
+from qeu_utils.model.models import default_dtype, model_type_of, precision_name
 from qeu_utils.model.prompting import prompt_and_completion, resolve_template
 from qeu_utils.training import estimate as est
 from qeu_utils.training.config import StageConfig
@@ -27,12 +27,15 @@ from qeu_utils.training.profiles import device_info
 from qeu_utils.training.runs import current_device, load_records, load_stack, starting_point
 
 
-def precision_for(config: StageConfig, device: str) -> str:
-    """``precision: auto`` → what ``models.default_dtype`` picks for ``device``."""
+def precision_for(config: StageConfig, device: str, model_type: str | None = None) -> str:
+    """``precision: auto`` → what ``models.default_dtype`` picks for ``device`` and the base
+    model's type (default: read from the stage's model)."""
 
     if config.stage.precision != "auto":
         return config.stage.precision
-    return precision_name(default_dtype(device))
+    if model_type is None:
+        model_type = model_type_of(starting_point(config)["base_model"], download=True)
+    return precision_name(default_dtype(device, model_type))
 
 
 def training_arguments(config: StageConfig, *, device: str, precision: str, packing: bool):
