@@ -152,3 +152,17 @@ def test_cli_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, m
         assert 'in load_stage\n' in err
         assert err.endswith(f"error: {tmp_path}/stage3 is not a trained stage (no lineage.json); "
                             f"stages in {tmp_path}: none\n")
+
+
+@pytest.mark.parametrize("answer, template, expected", [
+    ("東京\n\n### 応答:\n東京", "alpaca", "東京\n"),
+    ("铁\n### 指示:\n", "alpaca", "铁"),
+    ("# 見出し\n本文", "alpaca", "# 見出し\n本文"),  # a heading inside an answer is kept
+    ("東京\n\n### 応答:", "chat", "東京\n\n### 応答:"),  # chat templates end on their end token
+])
+def test_an_alpaca_answer_ends_where_the_model_starts_the_next_section(answer, template,
+                                                                        expected):
+    from qeu_utils.model.prompting import cut_at_stop, stop_strings
+
+    assert cut_at_stop(answer, template) == expected
+    assert stop_strings(template) == (["\n###"] if template == "alpaca" else [])

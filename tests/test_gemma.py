@@ -293,3 +293,16 @@ def test_fast_loss_equals_the_models_own_on_the_init_set(init_dir, tmp_path, col
     print(f"\ngemma3-270m loss: fast {fast:.6f}, own {own:.6f}, |Δ| {abs(fast - own):.2e}")
     assert took_fast_path
     assert abs(fast - own) < 1e-4
+
+
+@pytest.mark.slow
+def test_an_untrained_base_model_stops_where_it_starts_the_next_section(gemma3, capsys):
+    # Base Gemma answers 東京 and then writes "\n\n### 応答:\n東京…" itself, never <eos>.
+    from qeu_utils.sharing.chat import reply
+
+    model, tokenizer = gemma3
+    assert reply(model, tokenizer, "日本の首都はどこですか？", max_new_tokens=32) == "東京"
+    capsys.readouterr()
+    assert reply(model, tokenizer, "日本の首都はどこですか？", max_new_tokens=32,
+                 stream=True) == "東京"
+    assert capsys.readouterr().out == "東京\n"  # the stop string and the blank lines unprinted

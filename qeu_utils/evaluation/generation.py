@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qeu_utils.core.log import progress as progress_bar
 from qeu_utils.core.records import validate
-from qeu_utils.model.prompting import render, resolve_template
+from qeu_utils.model.prompting import cut_at_stop, render, resolve_template, stop_strings
 
 __all__ = [
     "generate_answers",
@@ -73,7 +73,8 @@ def generate_answers(model, tokenizer, records, *, template: str = "auto",
     pad = pad_id(tokenizer)
     eos = eos_ids(model, tokenizer)
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                              pad_token_id=pad, eos_token_id=eos)
+                              pad_token_id=pad, eos_token_id=eos,
+                              stop_strings=stop_strings(template) or None)
     answers = [""] * len(records)
     order = sorted(range(len(records)), key=lambda i: -len(prompts[i]))
     was_training = model.training
@@ -91,11 +92,11 @@ def generate_answers(model, tokenizer, records, *, template: str = "auto",
                     mask[row, width - len(seq):] = 1
                 out = model.generate(input_ids=ids.to(model.device),
                                      attention_mask=mask.to(model.device),
-                                     generation_config=config)
+                                     generation_config=config, tokenizer=tokenizer)
                 texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
                 for row, i in enumerate(batch):
                     # A character cut by max_new_tokens decodes to U+FFFD: drop that stub.
-                    answers[i] = texts[row].rstrip("\ufffd").strip()
+                    answers[i] = cut_at_stop(texts[row], template).rstrip("\ufffd").strip()
     finally:
         model.train(was_training)
     return answers

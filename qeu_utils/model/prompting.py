@@ -24,6 +24,23 @@ ALPACA_JA_NO_INPUT = (
 )
 
 
+# Where an Alpaca answer ends when the model does not say <eos>: a base model goes on to write
+# the next "### 応答:" section itself. Chat templates end on the model's own end token.
+ALPACA_STOP = "\n###"
+
+
+def stop_strings(template: str) -> list[str]:
+    """The strings that end an answer besides the end token(s), for ``generate(stop_strings=)``."""
+    return [ALPACA_STOP] if template == "alpaca" else []
+
+
+def cut_at_stop(answer: str, template: str) -> str:
+    """``answer`` up to its template's stop string (``generate`` keeps the string itself)."""
+    for stop in stop_strings(template):
+        answer = answer.split(stop, 1)[0]
+    return answer
+
+
 def resolve_template(tokenizer, template: str = "auto") -> str:
     """``chat`` when the tokenizer has a chat template (and ``auto`` was asked), else ``alpaca``."""
     if template not in TEMPLATES:

@@ -16,7 +16,7 @@ from pathlib import Path
 from qeu_utils.builders.common import rng_for
 from qeu_utils.core.records import make_record, prompt_text, read_jsonl
 from qeu_utils.evaluation.generation import add_special_tokens, eos_ids, generate_answers, pad_id
-from qeu_utils.model.prompting import render, resolve_template
+from qeu_utils.model.prompting import cut_at_stop, render, resolve_template, stop_strings
 from qeu_utils.training import runs
 
 log = logging.getLogger(__name__)
@@ -73,24 +73,38 @@ def _streamed_reply(model, tokenizer, record: dict, max_new_tokens: int, templat
                     return_tensors="pt")["input_ids"].to(model.device)
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                               pad_token_id=pad_id(tokenizer),
-                              eos_token_id=eos_ids(model, tokenizer))
+                              eos_token_id=eos_ids(model, tokenizer),
+                              stop_strings=stop_strings(template) or None)
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     show = streamer.on_finalized_text
-    # At the end, a character cut by max_new_tokens is dropped, not printed as U+FFFD.
-    streamer.on_finalized_text = lambda text, stream_end=False: show(
-        text.rstrip("\ufffd") if stream_end else text, stream_end)
+    seen = []  # the answer's text so far, up to any stop string
+    held = [""]  # trailing whitespace, printed only if more text follows
+
+    def show_until_stop(text: str, stream_end: bool = False) -> None:
+        # Nothing from the template's stop string on, nor the blank lines before it; at the
+        # end, a character cut by max_new_tokens is dropped, not printed as U+FFFD.
+        before = "".join(seen)
+        text = cut_at_stop(before + text, template)[len(before):]
+        seen.append(text)
+        text = held[0] + (text.rstrip("\ufffd") if stream_end else text)
+        body = text.rstrip()
+        held[0] = "" if stream_end else text[len(body):]
+        show(body, stream_end)
+
+    streamer.on_finalized_text = show_until_stop
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                 generation_config=config, streamer=streamer)
+                                 generation_config=config, streamer=streamer,
+                                 tokenizer=tokenizer)
     finally:
         model.train(was_training)
     answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     # A character cut by max_new_tokens decodes to U+FFFD: drop that stub (as generate_answers
-    # does).
-    return answer.rstrip("\ufffd").strip()
+    # does). The streamed text still shows the stop string the model wrote.
+    return cut_at_stop(answer, template).rstrip("\ufffd").strip()
 
 
 def question_set(run_dir: str | os.PathLike | None = None, *, seed: int = 0) -> list[dict]:
