@@ -9,7 +9,6 @@ from qeu_utils.builders.country import build_country
 from qeu_utils.builders.food import build_food
 from qeu_utils.builders.kanji import build_kanji
 from qeu_utils.core.records import validate
-from qeu_utils.text.kanji import SEVERAL
 from qeu_utils.text.sources import SourceError, read_dishes
 
 
@@ -36,15 +35,21 @@ def test_kanji_forms_that_differ_get_all_four_tasks(kanji_groups):
     assert len(kanji_groups) == 2136
 
 
+# The note on an answer naming several forms, plain after a plain instruction (the tasks
+# answered in Chinese), polite after a polite one.
+PLAIN_NOTE = "（意味によって字が異なる）"
+POLITE_NOTE = "（意味によって字が異なります）"
+
+
 def test_ambiguous_kanji_carry_every_candidate(kanji_groups):
     ben = _by_task(kanji_groups, "弁")
-    assert ben["ja_to_hant"]["output"] == "辨・辯・瓣・弁" + SEVERAL
-    assert ben["ja_to_hans"]["output"] == "辨・辩・瓣・弁" + SEVERAL
-    assert _by_task(kanji_groups, "芸")["ja_to_hans"]["output"] == "艺・芸" + SEVERAL
+    assert ben["ja_to_hant"]["output"] == "辨・辯・瓣・弁" + PLAIN_NOTE
+    assert ben["ja_to_hans"]["output"] == "辨・辩・瓣・弁" + PLAIN_NOTE
+    assert _by_task(kanji_groups, "芸")["ja_to_hans"]["output"] == "艺・芸" + PLAIN_NOTE
     # 臺 and 台 both simplify to 台: one Simplified answer, two Traditional ones.
     dai = _by_task(kanji_groups, "台")
     assert dai["ja_to_hans"]["output"] == "台"
-    assert dai["ja_to_hant"]["output"] == "臺・台" + SEVERAL
+    assert dai["ja_to_hant"]["output"] == "臺・台" + PLAIN_NOTE
 
 
 def test_a_simplified_form_shared_by_two_kanji_names_both(kanji_groups):
@@ -54,8 +59,37 @@ def test_a_simplified_form_shared_by_two_kanji_names_both(kanji_groups):
         for r in g.records
         if r["task"] == "hans_to_ja" and "发" in r["instruction"] + r["input"]
     ]
-    assert [r["output"] for r in asked] == ["発・髪" + SEVERAL]  # asked once, not per kanji
+    assert [r["output"] for r in asked] == ["発・髪" + POLITE_NOTE]  # asked once, not per kanji
     assert "hans_to_ja" not in _by_task(kanji_groups, "髪")
+
+
+def test_the_note_is_in_the_register_of_its_instruction(kanji_groups):
+    from qeu_utils.text.style_detect import detect_style
+
+    man = _by_task(kanji_groups, "万")["ja_to_hant"]
+    assert (man["instruction"], man["output"]) == ("「万」の繁体字は何？", "萬・万" + PLAIN_NOTE)
+    assert detect_style(man["instruction"]).value == "plain"
+    seen = Counter()
+    for r in (r for g in kanji_groups for r in g.records):
+        for note, style in ((PLAIN_NOTE, "plain"), (POLITE_NOTE, "polite")):
+            if r["output"].endswith(note):
+                assert detect_style(r["instruction"]).value == style, r
+                seen[r["task"], style] += 1
+    assert set(seen) == {("ja_to_hans", "plain"), ("ja_to_hant", "plain"),
+                         ("hans_to_ja", "polite"), ("hant_to_ja", "polite")}
+
+
+def test_kanji_opencc_gets_wrong_reach_the_records(kanji_groups):
+    yo = _by_task(kanji_groups, "予")
+    assert yo["ja_to_hans"]["output"] == "预・豫・予" + PLAIN_NOTE
+    assert yo["ja_to_hant"]["output"] == "預・豫・予" + PLAIN_NOTE
+    # 预 is also the Simplified form of the Jōyō 預 (預言 → 预言)
+    assert yo["hans_to_ja"]["output"] == "予・預" + POLITE_NOTE
+    assert {t: r["output"] for t, r in _by_task(kanji_groups, "鉱").items()} == {
+        "ja_to_hans": "矿", "ja_to_hant": "礦", "hans_to_ja": "鉱", "hant_to_ja": "鉱"}
+    assert _by_task(kanji_groups, "娯")["ja_to_hans"]["output"] == "娱"
+    # 棋 is the Jōyō 棋 (将棋) and 碁 (囲碁 → 围棋)
+    assert _by_task(kanji_groups, "碁")["hans_to_ja"]["output"] == "棋・碁" + POLITE_NOTE
 
 
 def test_no_single_answer_is_a_wrong_form_for_ambiguous_kanji(kanji_groups):
@@ -250,7 +284,7 @@ def test_instructions_carry_the_style_link(build, request):
         ("katakana", "en"), ("style", "en"), ("style", "zh")}
     assert all(linked == n > 0 for _, _, linked, n in shares), shares
     if build == "full_build":
-        assert "| kanji | Chinese | plain Japanese | 2953/2953 (100%) |" in (
+        assert "| kanji | Chinese | plain Japanese | 2965/2965 (100%) |" in (
             instruction_style_lines(train + held_out))
 
 

@@ -55,6 +55,10 @@ RECORDS = [
     ("辨・辯・弁", "辨・辯・瓣・弁（意味によって字が異なります）", False, False),
     ("辨・辯・瓣・弁（意味によって字が異なります）。",
      "辨・辯・瓣・弁（意味によって字が異なります）", False, True),
+    # the plain note, which answers to plain instructions (「弁」の繁体字は何？), parses the same
+    ("辨・辯・瓣・弁", "辨・辯・瓣・弁（意味によって字が異なる）", False, True),
+    ("辨・辯・弁", "辨・辯・瓣・弁（意味によって字が異なる）", False, False),
+    ("預・豫・予（意味によって字が異なる）", "預・豫・予（意味によって字が異なる）", False, True),
     ("刚果", "刚果（布）", False, False),               # a parenthesis alone is no ambiguity
     ("", "覚", True, False),
 ])

@@ -8,7 +8,6 @@ a reverse lookup answers with every Jōyō kanji that has that form (发 → 発
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 
 from qeu_utils.builders.common import Group, choose
@@ -17,6 +16,8 @@ from qeu_utils.text.kanji import joyo_kanji, kanji_answer, variants
 
 TEMPLATES = {
     # Answered in Chinese, so asked in plain Japanese (the curriculum's plain ⇄ Chinese link).
+    # An answer's note on ambiguity (「…（意味によって字が異なる）」) is in the register of its
+    # task's instructions: REGISTER below.
     "ja_to_hans": [
         "日本の漢字「{x}」を中国語の簡体字で書いて。",
         "「{x}」の簡体字は何？",
@@ -38,15 +39,19 @@ TEMPLATES = {
 }
 LANG = {"ja_to_hans": "ja>zh-Hans", "ja_to_hant": "ja>zh-Hant",
         "hans_to_ja": "zh-Hans>ja", "hant_to_ja": "zh-Hant>ja"}
+# The register of each task's instructions, and so of its answers' note.
+REGISTER = {"ja_to_hans": "plain", "ja_to_hant": "plain",
+            "hans_to_ja": "polite", "hant_to_ja": "polite"}
 WEIGHT_SAME = 0.2
 
 
-def _record(task: str, x: str, output: str, seed: int) -> dict:
+def _record(task: str, x: str, forms: list[str], seed: int) -> dict:
     template = choose(TEMPLATES[task], seed, "kanji", task, x)
     has_slot = "{x}" in template
     return make_record(
         category="kanji", task=task, instruction=template.format(x=x),
-        input="" if has_slot else x, output=output, lang=LANG[task], source="opencc",
+        input="" if has_slot else x, output=kanji_answer(forms, REGISTER[task]),
+        lang=LANG[task], source="opencc",
     )
 
 
@@ -57,36 +62,21 @@ def build_kanji(seed: int = 0) -> list[Group]:
     for c, v in forms.items():
         for t in v.candidates:
             from_hant[t].append(c)
-        for s in _simplified_forms(v):
+        for s in v.simplified_forms:
             from_hans[s].append(c)
     groups = []
     asked_back = set()  # 発 and 髪 share 发: its reverse question is asked once, not twice
     for c in joyo:
         v = forms[c]
         differs = len({v.japanese, v.traditional, v.simplified}) > 1
-        hans = _simplified_forms(v)
         hant = list(v.candidates) if v.ambiguous else [v.traditional]
-        records = [_record("ja_to_hans", c, kanji_answer(hans), seed)]
+        records = [_record("ja_to_hans", c, list(v.simplified_forms), seed)]
         if differs:
-            records.append(_record("ja_to_hant", c, kanji_answer(hant), seed))
+            records.append(_record("ja_to_hant", c, hant, seed))
             for task, form, index in (("hans_to_ja", v.simplified, from_hans),
                                       ("hant_to_ja", v.traditional, from_hant)):
                 if (task, form) not in asked_back:
                     asked_back.add((task, form))
-                    records.append(_record(task, form, kanji_answer(index[form]), seed))
+                    records.append(_record(task, form, index[form], seed))
         groups.append(Group(key=c, records=records, weight=1.0 if differs else WEIGHT_SAME))
     return groups
-
-
-def _simplified_forms(v) -> list[str]:
-    """Every Simplified form of an ambiguous character (t2s of each candidate), else one."""
-    if not v.ambiguous:
-        return [v.simplified]
-    return list(dict.fromkeys(_t2s().convert(t) for t in v.candidates))
-
-
-@functools.cache
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")

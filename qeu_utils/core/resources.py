@@ -2,8 +2,8 @@
 ``qeu_utils/data/`` (found with ``importlib.resources``, so everything works from any
 directory after ``pip install``), the model cache, and whether the Hub is switched off.
 
-- ``sources/``: the text this project wrote (trilingual sentences, dishes, loanwords, a Dolly
-  sample);
+- ``sources/``: the text this project wrote (trilingual sentences, dishes, loanwords, kanji
+  overrides, a Dolly sample);
 - ``configs/``: the stage configs (``stage1``, ``stage2``, ``stage3``);
 - ``profiles/``: the hardware profiles (``cpu``, ``t4``, ``l4``, ``a100``).
 

@@ -50,16 +50,17 @@ def exact_match(answer: str, expected: str, *, first_line: bool = False) -> bool
     """Whether ``answer`` gives ``expected``, after NFKC, whitespace normalization and dropping
     trailing 。 . !.
 
-    An ambiguous kanji answer such as ``辨・辯・瓣・弁（意味によって字が異なります）`` matches an
-    answer that contains every listed form. With ``first_line=True`` (short answers: kanji,
-    country, katakana) an answer whose first line is the expected answer also matches.
+    An ambiguous kanji answer such as ``辨・辯・瓣・弁（意味によって字が異なる）`` (or its polite
+    ``…異なります）``) matches an answer that contains every listed form. With
+    ``first_line=True`` (short answers: kanji, country, katakana) an answer whose first line
+    is the expected answer also matches.
     """
-    from qeu_utils.text.kanji import SEVERAL, answer_forms
+    from qeu_utils.text.kanji import answer_forms, names_several
 
     got, want = _normalize(answer), _normalize(expected)
     if got == want:
         return True
-    if expected.strip().endswith(SEVERAL):
+    if names_several(expected):
         forms = [_normalize(f) for f in answer_forms(expected)]
         if all(f and f in got for f in forms):
             return True

@@ -32,7 +32,14 @@ How a character is resolved (see :func:`variants`):
    Taiwan's standard uses (``s2tw``) when that glyph is among the candidates: 真 not 眞,
    查 not 査, 值 not 値. With no attested candidate it is the ``jp2t`` default. For an
    ambiguous character it is therefore OpenCC's default word (芸 → 藝); ``candidates`` has the
-   others. ``simplified`` is always ``t2s`` of ``traditional``.
+   others. ``simplified`` is ``t2s`` of ``traditional``; ``simplified_forms`` is ``t2s`` of
+   every candidate for an ambiguous character (弁 → 辨 辩 瓣 弁), else ``simplified`` alone.
+
+Exceptions: OpenCC's character tables get a few characters wrong — 予 comes out as 豫 though
+予定 is 預定/预定, 鉱 as 鑛 (left unsimplified) though 鉱山 is 礦山/矿山, and Japanese-only
+glyphs (娯, 喩, 窓) come back unchanged. The project's table
+``qeu_utils/data/sources/kanji_overrides.tsv`` gives their Traditional and Simplified forms,
+with the reason for each row; it replaces steps 1–5 for those characters.
 """
 
 import functools
@@ -56,6 +63,7 @@ class KanjiVariants:
 
     ``candidates`` holds every Traditional form considered, the chosen ``traditional`` among
     them; ``ambiguous`` says that they are different Chinese words, not just glyph variants.
+    ``simplified_forms`` holds the Simplified forms an answer names, ``simplified`` first.
     """
 
     japanese: str
@@ -63,6 +71,7 @@ class KanjiVariants:
     simplified: str
     candidates: tuple[str, ...]
     ambiguous: bool
+    simplified_forms: tuple[str, ...]
 
 
 def _share_dir() -> Path:
@@ -171,9 +180,26 @@ def _same_character(a: str, b: str) -> bool:
 
 
 @functools.cache
+def _overrides() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    from qeu_utils.text.sources import read_kanji_overrides
+
+    return read_kanji_overrides()
+
+
+@functools.cache
 def variants(char: str) -> KanjiVariants:
     """The Japanese, Traditional and Simplified forms of one kanji (see the module docstring)."""
     japanese = _check(char)
+    if japanese in _overrides():
+        traditional, simplified = _overrides()[japanese]
+        return KanjiVariants(
+            japanese=japanese,
+            traditional=traditional[0],
+            simplified=simplified[0],
+            candidates=traditional,
+            ambiguous=len(traditional) > 1,
+            simplified_forms=simplified,
+        )
     attested = _attested_traditional()
     candidates = _dictionary("JPShinjitaiCharacters").get(japanese, (japanese,))
     if japanese not in candidates and japanese in attested:
@@ -192,12 +218,16 @@ def variants(char: str) -> KanjiVariants:
         traditional = taiwan if taiwan in glyphs else first
     else:
         traditional = _converter("jp2t").convert(japanese)
+    simplified = _converter("t2s").convert(traditional)
+    ambiguous = len(distinct) > 1
+    forms = [_converter("t2s").convert(t) for t in candidates] if ambiguous else [simplified]
     return KanjiVariants(
         japanese=japanese,
         traditional=traditional,
-        simplified=_converter("t2s").convert(traditional),
+        simplified=simplified,
         candidates=candidates,
-        ambiguous=len(distinct) > 1,
+        ambiguous=ambiguous,
+        simplified_forms=tuple(dict.fromkeys(forms)),
     )
 
 
@@ -221,19 +251,29 @@ def joyo_kanji() -> list[str]:
     return list(_joyo())
 
 
-# An answer naming several forms ends with this note:
-# 「辨・辯・瓣・弁（意味によって字が異なります）」.
-SEVERAL = "（意味によって字が異なります）"
+# An answer naming several forms ends with a note that the meaning decides, in the register of
+# the instruction it answers: the curriculum pairs plain Japanese with Chinese and polite
+# Japanese with English, so 「次の日本の漢字を簡体字に直して。」 gets the plain note
+# (「辨・辩・瓣・弁（意味によって字が異なる）」) and a polite question the polite one.
+SEVERAL = {"plain": "（意味によって字が異なる）", "polite": "（意味によって字が異なります）"}
 _NOTE = "（[^（）]*）$"
 
 
-def kanji_answer(forms: list[str]) -> str:
-    """One form as is; several joined with ・ and the note that the meaning decides."""
+def kanji_answer(forms: list[str], style: str = "plain") -> str:
+    """One form as is; several joined with ・ and the note, in ``style`` (plain or polite),
+    that the meaning decides."""
+    if style not in SEVERAL:
+        raise ValueError(f"style must be one of {', '.join(SEVERAL)}, got {style!r}")
     unique = list(dict.fromkeys(forms))
-    return unique[0] if len(unique) == 1 else "・".join(unique) + SEVERAL
+    return unique[0] if len(unique) == 1 else "・".join(unique) + SEVERAL[style]
+
+
+def names_several(answer: str) -> bool:
+    """Whether a kanji answer lists several forms (ends with either note)."""
+    return answer.strip().endswith(tuple(SEVERAL.values()))
 
 
 def answer_forms(answer: str) -> list[str]:
     """The forms a kanji answer names: 「辨・辯・瓣・弁（…）」 → 辨, 辯, 瓣, 弁; 「万」 → 万. The
-    note's own characters (意, 味, 字, 異) are not forms."""
+    note's own characters (意, 味, 字, 異) are not forms, in either register."""
     return [f for f in re.sub(_NOTE, "", answer.strip()).split("・") if f]

@@ -1,7 +1,7 @@
 """Readers of the text this project wrote (``qeu_utils/data/sources/``): the trilingual
-sentences, the dishes and the loanword list, each checked row by row; a malformed row is a
-``SourceError`` naming the file and line. The builders and the analysis read their sources
-from here, not from each other.
+sentences, the dishes, the loanword list and the kanji overrides, each checked row by row; a
+malformed row is a ``SourceError`` naming the file and line. The builders and the analysis
+read their sources from here, not from each other.
 """
 
 from __future__ import annotations
@@ -107,6 +107,47 @@ def read_loanword_list(path: Path | None = None) -> dict[str, tuple[str, str]]:
         table[katakana] = (english, origin)
     if not table:
         raise SourceError(f"{path}: no rows after the header")
+    return table
+
+
+def _commented_tsv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, list[str]]]:
+    """``(line, fields)`` of a TSV whose ``#`` lines are comments and whose first other line
+    is the header ``columns``; every row must have that many non-empty fields."""
+    rows, header_seen = [], False
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split("\t")]
+        if not header_seen:
+            if tuple(fields) != columns:
+                raise SourceError(f"{path}:{n}: header is {fields}, expected {list(columns)}")
+            header_seen = True
+            continue
+        if len(fields) != len(columns) or not all(fields):
+            raise SourceError(f"{path}:{n}: expected {len(columns)} non-empty tab-separated "
+                              f"fields ({', '.join(columns)})")
+        rows.append((n, fields))
+    if not rows:
+        raise SourceError(f"{path}: no rows after the header")
+    return rows
+
+
+KANJI_OVERRIDE_COLUMNS = ("kanji", "traditional", "simplified", "reason")
+
+
+def read_kanji_overrides(path: Path | None = None) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """kanji → (Traditional forms, Simplified forms) from ``kanji_overrides.tsv``: the
+    characters whose Chinese forms the project sets itself instead of OpenCC."""
+    path = path or source_path("kanji_overrides.tsv")
+    table = {}
+    for n, (kanji, traditional, simplified, _reason) in _commented_tsv(
+            path, KANJI_OVERRIDE_COLUMNS):
+        forms = (kanji, *traditional.split(), *simplified.split())
+        if len(kanji) != 1 or any(len(f) != 1 for f in forms):
+            raise SourceError(f"{path}:{n}: every form must be one character, got {forms}")
+        if kanji in table:
+            raise SourceError(f"{path}:{n}: {kanji} is listed twice")
+        table[kanji] = (tuple(traditional.split()), tuple(simplified.split()))
     return table
 
 
