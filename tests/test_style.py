@@ -285,6 +285,34 @@ def test_to_plain(polite, plain):
     assert to_plain(polite) == plain
 
 
+@pytest.mark.parametrize(
+    ("polite", "plain"),
+    [
+        # a question word asks on its own: no なの (何なの？ sounds pressing)
+        ("何ですか？", "何？"),
+        ("これは何ですか？", "これは何？"),
+        ("どこですか？", "どこ？"),
+        ("トイレはどこですか？", "トイレはどこ？"),
+        ("あの人は誰ですか？", "あの人は誰？"),
+        ("誕生日はいつですか？", "誕生日はいつ？"),
+        ("これはいくらですか？", "これはいくら？"),
+        ("ご出身はどちらですか？", "ご出身はどちら？"),
+        ("今何時ですか？", "今何時？"),
+        # where the bare word would not read as a plain question, なの stays
+        ("好きな色はどれですか？", "好きな色はどれなの？"),  # どれ？ tags as an interjection
+        ("味はどうですか？", "味はどうなの？"),
+        ("何歳ですか？", "何歳なの？"),
+        # a question word elsewhere does not end the question: the noun before です does
+        ("何の本ですか？", "何の本なの？"),
+        ("明日の授業は何時からですか？", "明日の授業は何時からなの？"),
+        ("その話は本当ですか？", "その話は本当なの？"),
+    ],
+)
+def test_plain_questions_end_on_their_question_word(polite, plain):
+    assert to_plain(polite) == plain
+    assert detect_style(plain) is Style.PLAIN
+
+
 def test_negated_adjectives_take_desu_and_nouns_take_arimasen():
     assert to_polite("この店は高くない。") == "この店は高くないです。"
     assert to_polite("この店は高級ではない。") == "この店は高級ではありません。"

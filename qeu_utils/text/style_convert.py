@@ -131,14 +131,17 @@ def _before_request(p: Token | None) -> bool:
     return p is not None and p.pos1 == "助詞" and p.surface in ("て", "で", "を")
 
 
-def _plain_edit(sent: TaggedSentence, e: int, finals: list[str]) -> _Edit | None:
-    """How to make the polite predicate ending at ``e`` plain; None if unsupported."""
+def _plain_edit(sent: TaggedSentence, e: int, finals: list[str]) -> list[_Edit]:
+    """How to make the polite predicate ending at ``e`` plain: the rewrites to try, best
+    first (empty if unsupported)."""
     edit = _plain_predicate(sent, e, finals)
     t = sent.tok(e)
-    if edit is None or finals[:2] != ["か", "？"] or t.cform == "意志推量形":
-        return edit
+    if edit is None:
+        return []
+    if finals[:2] != ["か", "？"] or t.cform == "意志推量形":
+        return [edit]
     if sent.tok(e + 1).surface != "か":
-        return edit  # something stands between the predicate and か: leave か alone
+        return [edit]  # something stands between the predicate and か: leave か alone
     # A polite question with か and ？ is a plain question with ？ alone: ありますか？ →
     # ある？, 学生ですか？ → 学生なの？ (but 行きましょうか？ → 行こうか？, でしょうか？ →
     # だろうか？ keep it). The か token directly follows the predicate.
@@ -147,8 +150,30 @@ def _plain_edit(sent: TaggedSentence, e: int, finals: list[str]) -> _Edit | None
     if t.ctype == "助動詞-デス" and new == "":
         # です dropped: after nouns (and particles like から) the plain question is 〜なの？
         if not (_adjectival(p) or p.ctype == "助動詞-タ" or p.pos2 == "準体助詞"):
+            if _question_word(sent, e - 1):
+                # A question word asks on its own: 何ですか？ → 何？ (何なの？ sounds pressing).
+                # 〜なの？ stays the fallback where the bare word does not read as a plain
+                # question (どれ？ is tagged an interjection, どう？ and 何歳？ have no predicate).
+                return [(first, e + 1, ""), (first, e + 1, "なの")]
             new = "なの"
-    return first, e + 1, new
+    return [(first, e + 1, new)]
+
+
+# Question words (UniDic lemmas) that end a plain question without なの: 誰？ いくら？
+# Those whose lemma starts with 何 (何, 何処 どこ, 何時 いつ, 何れ どれ, 何方 どちら/どなた,
+# 何故 なぜ, 何色) are found by that prefix.
+_QUESTION_WORDS = frozenset({"誰", "幾ら", "幾つ", "どう", "如何"})
+
+
+def _question_word(sent: TaggedSentence, i: int) -> bool:
+    """Is token ``i`` a question word, or a counter after 何 (何時 read as 何 + 時, 何歳)?"""
+    t = sent.tok(i)
+    if t is None:
+        return False
+    if t.lemma in _QUESTION_WORDS or t.lemma.startswith("何"):
+        return True
+    p = sent.tok(i - 1)
+    return p is not None and p.lemma == "何" and p.pos2 == "数詞"
 
 
 def _plain_predicate(sent: TaggedSentence, e: int, finals: list[str]) -> _Edit | None:
@@ -252,18 +277,22 @@ def _convert_sentence(text: str, target: Style) -> str:
         return text
     if any(f not in _CONVERTIBLE_FINALS for f in finals):
         return text
-    make = _polite_edit if target is Style.POLITE else _plain_edit
-    edit = make(sent, e, finals)
-    if edit is None:
-        return text
-    first, last, new = edit
-    spans = sent.offsets()
+    if target is Style.POLITE:
+        edit = _polite_edit(sent, e, finals)
+        edits = [] if edit is None else [edit]
+    else:
+        edits = _plain_edit(sent, e, finals)
+    spans = sent.offsets() if edits else None
     if spans is None:
         return text
-    result = text[: spans[first][0]] + new + text[spans[last][1] :]
-    # Re-read the result: if the tagger does not see the target style in it (odd input,
-    # a reading that changed), the rewrite was wrong, and the original is safer.
-    return result if sentence_style(result) is target else text
+    for first, last, new in edits:
+        result = text[: spans[first][0]] + new + text[spans[last][1] :]
+        # Re-read the result: if the tagger does not see the target style in it (odd input,
+        # a reading that changed), the rewrite was wrong; the next one, or the original, is
+        # safer.
+        if sentence_style(result) is target:
+            return result
+    return text
 
 
 def _convert_text(text: str, target: Style) -> str:
