@@ -149,6 +149,41 @@ def test_loanword_glued_to_a_proper_noun_is_not_annotated():
     assert annotate_loanwords("トヨタカローラを運転する。") == "トヨタカローラを運転する。"
 
 
+def test_proper_noun_and_unit_in_a_real_sentence_stay_unannotated():
+    # 東京スカイツリー: UniDic reads スカイ + ツリー (both 外) and has no entry for the name,
+    # but 東京 right before it is a proper noun. 634メートル: メートル is a unit after a number.
+    text = "東京スカイツリーの高さは634メートルです。"
+    assert annotate_loanwords(text) == text
+    assert find_loanwords(text) == [
+        Loanword("スカイツリー", (2, 8), None, None),
+        Loanword("メートル", (15, 19), "metre", "fr", unit=True),
+    ]
+    text = "東京スカイツリーの高さは634メートルで、受付ではコンピューターを使っています。"
+    assert annotate_loanwords(text) == (
+        "東京スカイツリーの高さは634メートルで、受付ではコンピューター(computer)を使っています。"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "音は空気中を一秒間に約三百四十メートル進みます。",  # kanji numerals
+        "光の速さは秒速約三十万キロメートルです。",
+        "毎朝5キロ走る。",
+        "駅まで1,000メートルある。",
+        "消費税は10パーセントです。",
+        "東京タワーの高さは333メートルです。",  # a name and a unit
+    ],
+)
+def test_names_and_units_after_numbers_are_not_annotated(text):
+    assert annotate_loanwords(text) == text
+
+
+def test_a_unit_word_not_after_a_number_is_still_annotated():
+    assert annotate_loanwords("メートル法を使う国が多い。") == "メートル(metre)法を使う国が多い。"
+    assert annotate_loanwords("コーヒーを2杯飲んだ。") == "コーヒー(coffee)を2杯飲んだ。"
+
+
 def test_unidic_gloss_is_used_for_a_word_jmdict_lacks():
     assert find_loanwords("キリング") == [Loanword("キリング", (0, 4), "killing", None)]
 

@@ -14,7 +14,15 @@ Which words are loanwords
     finds a loanword in it (インフルエンサー, read as インフル + エンサー). Where loanword
     tokens are only part of a stretch, the rest may be a mis-segmentation (リス|キリング)
     or a name (トヨタ|カローラ): such a word gets English only from a dictionary entry of
-    its own, and none at all next to a proper noun.
+    its own, and none at all next to a proper noun — inside the stretch, or written in kanji
+    right before it (東京|スカイツリー: UniDic does not know スカイツリー, but 東京 is a
+    proper noun, so the katakana is the rest of a name).
+
+Units after numbers
+    A loanword that UniDic marks as a counter (助数詞可能: メートル, キロ, パーセント, ドル)
+    right after a number (634メートル, 三百四十メートル) is a unit: ``find_loanwords`` still
+    reports it, with ``unit=True``, and ``annotate_loanwords`` leaves it alone — 634メートル
+    (metre) is noise, not a word to learn.
 
 Where the English comes from (first hit wins)
     1. ``qeu_utils/data/sources/loanwords_en.tsv``: a short list this project writes, of loanwords
@@ -41,8 +49,10 @@ the package and is read through ``qeu_utils.text.sources``; a missing TSV is an 
 Tagging and idempotence
     MeCab is run on each katakana stretch together with the hiragana right after it, not on
     the whole text: inserting an annotation could otherwise change how a distant stretch is
-    segmented. A stretch followed by ``(``/``（`` (or by ``fmt``'s opening text), or right
-    after another katakana word's ``(…)``, counts as annotated already, which makes
+    segmented. The kanji or digits glued before a stretch (東京, 634) are tagged on their own,
+    for the two checks above; an annotation never lands inside them. A stretch followed by
+    ``(``/``（`` (or by ``fmt``'s opening text), or right after another katakana word's
+    ``(…)``, counts as annotated already, which makes
     ``annotate_loanwords`` idempotent for any ``fmt`` that puts the English after the word.
 """
 
@@ -82,6 +92,7 @@ class Loanword:
     span: tuple[int, int]
     english: str | None
     origin: str | None  # ISO 639-1 where one exists ("en", "de", ...), else ISO 639-2
+    unit: bool = False  # a counter right after a number (634メートル): never annotated
 
 
 # Katakana and Hepburn romaji, group by group, in the traditional order. The gojūon follows
@@ -231,13 +242,21 @@ _KATAKANA_STRETCH = re.compile(r"[\u30a1-\u30ff\u31f0-\u31ff]*")  # ・ included
 _CHUNK = re.compile(r"([\u30a1-\u30ff\u31f0-\u31ff]+)[\u3041-\u3096\u309d\u309e]*")
 
 
+# The kanji, numerals and digits that can be glued before a stretch: 東京|スカイツリー,
+# 634|メートル, 三百四十|メートル, 1,000|キロ.
+_GLUED_BEFORE = re.compile(r"[0-9０-９,.，．\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_GLUED_MAX = 16
+
+
 @dataclass(frozen=True)
 class _Token:
     start: int
     end: int
     lemma: str | None
     is_loan: bool
-    is_name: bool  # a proper noun (トヨタ, ジョン)
+    is_name: bool  # a proper noun (トヨタ, ジョン, 東京)
+    is_number: bool = False  # a numeral (634, 三百)
+    is_counter: bool = False  # a noun UniDic allows as a counter (メートル, パーセント)
 
 
 def _tokens(chunk: str, offset: int) -> list[_Token]:
@@ -260,8 +279,22 @@ def _tokens(chunk: str, offset: int) -> list[_Token]:
             and _KATAKANA_WORD.fullmatch(surface) is not None
         )
         lemma = getattr(f, "lemma", None)
-        tokens.append(_Token(offset + start, offset + pos, lemma, is_loan, is_name))
+        tokens.append(_Token(offset + start, offset + pos, lemma, is_loan, is_name,
+                             is_number=getattr(f, "pos2", None) == "数詞",
+                             is_counter=getattr(f, "pos3", None) == "助数詞可能"))
     return tokens
+
+
+def _glued_before(text: str, start: int) -> _Token | None:
+    """The last word of the kanji or digits written right before ``start`` (東京 in
+    東京スカイツリー, 634 in 634メートル), tagged on their own; None when there are none."""
+    i = start
+    while i > 0 and start - i < _GLUED_MAX and _GLUED_BEFORE.fullmatch(text[i - 1]):
+        i -= 1
+    if i == start:
+        return None
+    tokens = _tokens(text[i:start], i)
+    return tokens[-1] if tokens and tokens[-1].end == start else None
 
 
 def _runs(text: str, tokens: list[_Token]) -> list[list[_Token]]:
@@ -339,6 +372,14 @@ def _stretch_loanwords(text: str, tokens: list[_Token], start: int, end: int) ->
     inside = [t for t in tokens if start <= t.start and t.end <= end]
     if not inside:
         return []
+    before = _glued_before(text, start)
+    # A counter right after a number is a unit (634メートル), whatever else it is.
+    unit = before is not None and before.is_number and inside[0].is_counter
+    # A stretch glued to a proper noun in kanji is the rest of a name (東京スカイツリー,
+    # 東京タワー), even where its pieces are dictionary words: no English for it.
+    if before is not None and before.is_name:
+        return [Loanword(text[r[0].start : r[-1].end], (r[0].start, r[-1].end), None, None)
+                for r in _runs(text, inside)]
     # A whole stretch the project lists, or that JMdict lists and UniDic holds a loanword
     # in, is one word even where UniDic splits it oddly (インフル|エンサー, スマ|ホ).
     surface = text[start:end]
@@ -347,7 +388,7 @@ def _stretch_loanwords(text: str, tokens: list[_Token], start: int, end: int) ->
     if entry is None and aligned and any(t.is_loan for t in inside):
         entry = _jmdict_lookup(surface)
     if aligned and entry:
-        return [Loanword(surface, (start, end), *entry)]
+        return [Loanword(surface, (start, end), *entry, unit=unit)]
     # A loanword glued to a proper noun is most likely part of a name (トヨタカローラ).
     in_name = any(t.is_name for t in inside)
     found = []
@@ -356,7 +397,8 @@ def _stretch_loanwords(text: str, tokens: list[_Token], start: int, end: int) ->
         english, origin = (
             (None, None) if in_name else _meaning(text, run, (first, last) == (start, end))
         )
-        found.append(Loanword(text[first:last], (first, last), english, origin))
+        found.append(Loanword(text[first:last], (first, last), english, origin,
+                              unit=unit and first == start))
     return found
 
 
@@ -414,13 +456,13 @@ def _already_annotated(text: str, word: Loanword, rendered: str) -> bool:
 def annotate_loanwords(text: str, fmt: str = "{word}({english})") -> str:
     """Put each loanword's English after it: ``コーヒーを飲む`` → ``コーヒー(coffee)を飲む``.
 
-    Words without a trustworthy English meaning, and words already followed by
-    ``(…)``/``（…）`` or by this ``fmt``'s annotation, are left as they are, so annotating
-    twice gives the same text as annotating once.
+    Words without a trustworthy English meaning, units after a number (634メートル), and
+    words already followed by ``(…)``/``（…）`` or by this ``fmt``'s annotation, are left as
+    they are, so annotating twice gives the same text as annotating once.
     """
     out, pos = [], 0
     for word in find_loanwords(text):
-        if word.english is None:
+        if word.english is None or word.unit:
             continue
         rendered = fmt.format(word=word.surface, english=word.english)
         if _already_annotated(text, word, rendered):
