@@ -257,6 +257,28 @@ def test_katakana_category_has_table_loanwords_and_annotation():
     assert {r["lang"] for r in records if r["task"] == "kana_to_romaji"} == {"ja>ja-Latn"}
 
 
+def test_loanword_questions_ask_for_the_english_meaning_politely():
+    from qeu_utils.builders.katakana import build_katakana
+    from qeu_utils.text.style_detect import detect_style
+
+    records = {(g.key, r["task"]): r for g in build_katakana() for r in g.records}
+    asked = {key: (r["instruction"], r["output"]) for key, r in records.items()
+             if r["task"] in ("loanword_to_en", "en_to_loanword")}
+    # a real English phrase, not "sundubu Korean stew" (JMdict pieces strung together)
+    assert asked["word:スンドゥブチゲ", "loanword_to_en"] == (
+        "「スンドゥブチゲ」を英語で言うと何ですか？", "soft tofu stew")
+    assert asked["word:キムチチゲ", "loanword_to_en"][1] == "kimchi stew"
+    assert asked["word:フォー", "loanword_to_en"][1] == "pho"
+    # カルテ is German: the question asks for the katakana word meaning the English
+    assert asked["word:カルテ", "en_to_loanword"] == (
+        "「patient's chart」を表すカタカナ語は何ですか？", "カルテ")
+    assert asked["word:アルバイト", "en_to_loanword"] == (
+        "英語の「part-time job」は、日本語のカタカナ語で何と言いますか？", "アルバイト")
+    instructions = {i for i, _ in asked.values()}
+    assert not [i for i in instructions if "カタカナ語にして" in i or "の英語を答え" in i]
+    assert {detect_style(i).value for i in instructions} == {"polite"}
+
+
 @pytest.fixture(scope="module")
 def default_build():
     from qeu_utils.builders.mix import build_init

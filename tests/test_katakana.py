@@ -83,6 +83,42 @@ def test_compounds_are_one_word(text, surface, english):
     assert text[word.span[0] : word.span[1]] == surface
 
 
+def test_english_pieces_compose_into_a_compound():
+    # No dictionary entry for the whole word: the English loans' glosses are the words.
+    assert find_loanwords("マカロニチーズを作った。") == [
+        Loanword("マカロニチーズ", (0, 7), "macaroni cheese", "en")]
+    assert find_loanwords("スパニッシュオムレツ") == [
+        Loanword("スパニッシュオムレツ", (0, 10), "Spanish omelette", "en")]
+
+
+def test_glosses_of_non_english_pieces_are_not_strung_together(monkeypatch):
+    # Without the project's row, スンドゥブチゲ was スンドゥブ ("sundubu", a romanization) +
+    # チゲ ("Korean stew", a description): "sundubu Korean stew" is no English.
+    table = katakana._project_table()
+    monkeypatch.setattr(katakana, "_project_table",
+                        lambda: {k: v for k, v in table.items() if k != "スンドゥブチゲ"})
+    assert find_loanwords("スンドゥブチゲを食べた。") == [
+        Loanword("スンドゥブチゲ", (0, 7), None, None)]
+    assert annotate_loanwords("スンドゥブチゲを食べた。") == "スンドゥブチゲを食べた。"
+
+
+@pytest.mark.parametrize(
+    "text, english, origin",
+    [
+        # dish names whose English JMdict has only in pieces or in a later sense (project TSV)
+        ("スンドゥブチゲを食べた。", "soft tofu stew", "ko"),
+        ("キムチチゲは辛い。", "kimchi stew", "ko"),
+        ("オニオングラタンスープを頼む。", "French onion soup", "en"),
+        ("フォーを食べた。", "pho", "vi"),  # JMdict's first sense is "four"
+        ("カオパットを食べた。", "Thai fried rice", "th"),  # not パット, "putt"
+    ],
+)
+def test_dish_names_get_real_english(text, english, origin):
+    (word,) = find_loanwords(text)
+    assert (word.english, word.origin) == (english, origin)
+    assert word.span[0] == 0
+
+
 @pytest.mark.parametrize(
     "text, english, origin",
     [
@@ -211,10 +247,19 @@ def test_project_list_rows_are_loanwords_with_jmdict_origins():
     assert len(table) >= 40
     # JMdict leaves these two unmarked (so "en"); Japanese dictionaries give German.
     unmarked_in_jmdict = {"ギプス", "ゼミ"}
+    # Dish names JMdict has only in pieces (see the TSV's header), and フォー, whose first
+    # JMdict sense is the English "four" (its "pho" sense is marked Vietnamese).
+    no_entry = {"スンドゥブチゲ", "キムチチゲ", "オニオングラタンスープ", "カオパット"}
     for kana, (english, origin) in table.items():
         assert [(w.surface, w.english, w.origin) for w in find_loanwords(kana + "を")] == [
             (kana, english, origin)
         ]
+        if kana in no_entry:
+            assert katakana._jmdict_lookup(kana) is None, kana
+            continue
+        if kana == "フォー":
+            assert katakana._jmdict_lookup(kana) == ("four", "en")
+            continue
         jmdict_origin = katakana._jmdict_lookup(kana)[1]
         assert jmdict_origin == ("en" if kana in unmarked_in_jmdict else origin), kana
 

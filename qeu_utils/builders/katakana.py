@@ -36,14 +36,19 @@ KANA_TASKS = {
         "「{x}」をカタカナにしてください。",
     ]),
 }
+# Answered in English, so asked politely (the curriculum's polite ⇄ English link). The English
+# is the word's meaning, not always its source: カルテ is German Karte ("patient's chart"),
+# テスト is glossed "examination", ノートパソコン "laptop computer". So the questions ask what
+# the word is called in English, and which katakana word means the English — never to write
+# the English in katakana, which would pass カルテ off as a transliteration of English.
 LOANWORD_TEMPLATES = {
     "loanword_to_en": [
         "カタカナ語「{x}」は英語で何と言いますか？",
-        "「{x}」の英語を答えてください。",
+        "「{x}」を英語で言うと何ですか？",
     ],
     "en_to_loanword": [
         "英語の「{x}」は、日本語のカタカナ語で何と言いますか？",
-        "「{x}」をカタカナ語にしてください。",
+        "「{x}」を表すカタカナ語は何ですか？",
     ],
 }
 ANNOTATE_TEMPLATES = [

@@ -344,12 +344,18 @@ def _meaning(text: str, run: list[_Token], whole: bool) -> tuple[str | None, str
         # be a mis-segmentation, so it gets English only from a dictionary entry of its own.
         return found or (None, None)
     # No entry for the whole word: cover it with the longest known pieces, left to right.
+    # Only English loans compose: their glosses are the English words themselves (クレジット
+    # + カード → credit card). A gloss of a loan from another language translates, describes
+    # or romanizes it (チゲ: "Korean stew", スンドゥブ: "sundubu"), and strung together such
+    # glosses are no English ("sundubu Korean stew" for スンドゥブチゲ): no English then.
     parts = [t for t in run if text[t.start : t.end] != "・"]
     english, origins, i = [], set(), 0
     while i < len(parts):
         for j in range(len(parts), i, -1):
             piece = _lookup(text[parts[i].start : parts[j - 1].end])
             if piece:
+                if piece[1] != "en":
+                    return None, None
                 english.append(piece[0])
                 origins.add(piece[1])
                 i = j
