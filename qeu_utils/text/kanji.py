@@ -16,7 +16,7 @@ process with ``opencc_dict``, OpenCC's own dictionary tool bundled in the same p
 How a character is resolved (see :func:`variants`):
 
 1. *Candidates*: the kyūjitai ``jp2t`` offers, in OpenCC's order, followed by the Japanese form
-   itself when Chinese writes it in Traditional script too (芸, 予, 台, 研, …). A character
+   itself when Chinese writes it in Traditional script too (芸, 欠, 台, 研, …). A character
    ``jp2t`` leaves alone is its own only candidate.
 2. *Attested* candidates are the ones Traditional Chinese writes (see
    :func:`_attested_traditional`). Some forms ``jp2t`` offers are Japanese-only glyphs, old
@@ -26,7 +26,7 @@ How a character is resolved (see :func:`variants`):
    both as separate Traditional readings of it; otherwise they are different words (臺 and 台
    both simplify to 台, but ``STCharacters`` lists them apart).
 4. ``ambiguous`` is true when the attested candidates are two or more different words:
-   弁 (辨 辯 瓣 弁), 芸 (藝, or the herb 芸), 予 (豫, or the pronoun 予), 台 (臺 or 台),
+   弁 (辨 辯 瓣 弁), 芸 (藝, or the herb 芸), 欠 (缺, or 欠 "owe"), 台 (臺 or 台),
    煙 (煙 or 菸). Several glyphs of one word (湿 → 濕 溼) are not ambiguous.
 5. ``traditional`` is the first attested candidate in OpenCC's order, written with the glyph
    Taiwan's standard uses (``s2tw``) when that glyph is among the candidates: 真 not 眞,
