@@ -306,3 +306,97 @@ def test_an_untrained_base_model_stops_where_it_starts_the_next_section(gemma3, 
     assert reply(model, tokenizer, "日本の首都はどこですか？", max_new_tokens=32,
                  stream=True) == "東京"
     assert capsys.readouterr().out == "東京\n"  # the stop string and the blank lines unprinted
+
+
+# --- tokenizer.model for llama.cpp's converter ------------------------------------------------
+
+
+def _tiny_spm_gguf(path: Path, *, model: str = "llama") -> Path:
+    """A GGUF with only a SentencePiece vocabulary: specials marked CONTROL (as Gemma's GGUF
+    marks <unk>), the 256 byte pieces, a user-defined double space, and a few words."""
+    import gguf as gg
+
+    # BPE reaches a piece through pairs of pieces: ▁東京 = ▁ + 東京 = ▁ + (東 + 京).
+    words = ["▁", "東", "京", "東京", "▁東京", "は", "の"]
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "  "] + [f"<0x{b:02X}>" for b in range(256)] \
+        + words
+    types = [3, 3, 3, 3, 4] + [6] * 256 + [1] * len(words)
+    scores = [0.0] * 261 + [-float(k) for k in range(len(words))]
+    writer = gg.GGUFWriter(str(path), "gemma3")
+    writer.add_tokenizer_model(model)
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(2)
+    writer.add_eos_token_id(1)
+    writer.add_unk_token_id(3)
+    writer.add_pad_token_id(0)
+    writer.add_add_space_prefix(False)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_sentencepiece_model_rebuilt_from_a_gguf_tokenizes_with_its_pieces(tmp_path):
+    from sentencepiece import SentencePieceProcessor
+
+    from qeu_utils.model.spm import write_sentencepiece_model
+
+    source = _tiny_spm_gguf(tmp_path / "tiny.gguf")
+    path = write_sentencepiece_model(source, tmp_path)
+    assert path == tmp_path / "tokenizer.model"
+    sp = SentencePieceProcessor()
+    sp.LoadFromFile(str(path))
+    assert (sp.GetPieceSize(), sp.unk_id(), sp.bos_id(), sp.eos_id(), sp.pad_id()) == \
+        (268, 3, 2, 1, 0)
+    assert sp.IdToPiece(4) == "▁▁"  # the user-defined spaces, escaped as SentencePiece does
+    # No dummy prefix (Gemma's): 東京 at the start has no ▁; a character outside the
+    # vocabulary falls back to its UTF-8 bytes.
+    assert sp.EncodeAsPieces("東京は 東京の雨") == ["東京", "は", "▁東京", "の", "<0xE9>",
+                                                  "<0x9B>", "<0xA8>"]
+    assert sp.DecodeIds(sp.EncodeAsIds("東京の雨  は")) == "東京の雨  は"
+
+
+def test_a_gguf_without_a_sentencepiece_vocabulary_is_refused(tmp_path):
+    from qeu_utils.model.spm import sentencepiece_model
+
+    with pytest.raises(ValueError, match="tokenizer.ggml.model is 'gpt2', not a SentencePiece"):
+        sentencepiece_model(_tiny_spm_gguf(tmp_path / "bpe.gguf", model="gpt2"))
+
+
+@pytest.mark.slow
+def test_the_provisioned_tokenizer_model_tokenizes_as_the_hf_tokenizer(cold, gemma3, init_dir):
+    from sentencepiece import SentencePieceProcessor
+
+    from qeu_utils.core.records import read_jsonl
+
+    sp = SentencePieceProcessor()
+    sp.LoadFromFile(str(cold[1] / "tokenizer.model"))
+    _, tokenizer = gemma3
+    texts = ["Hello world  two spaces", "a\n\n\nb    c\t\td", "def f():\n    return 1"]
+    texts += [r["instruction"] + r["input"] + r["output"]
+              for r in read_jsonl(init_dir / "train.jsonl")]
+    assert all(sp.EncodeAsIds(t) == tokenizer(t, add_special_tokens=False)["input_ids"]
+               for t in texts)
+
+
+@pytest.mark.slow
+def test_a_gemma_stage_exports_a_gguf_that_reads_back_the_same(cold, init_dir, tmp_path,
+                                                              monkeypatch):
+    """Without tokenizer.model, llama.cpp's converter writes a GPT-2 vocabulary for Gemma that
+    transformers cannot read back (and llama.cpp would tokenize differently)."""
+    from qeu_utils.sharing.export import export
+    from qeu_utils.training.train import train
+
+    monkeypatch.setenv("QEU_CACHE", str(cold[0]))
+    stage = tmp_path / "stage1"
+    train(resolve("stage1", model_name_or_path="gemma3-270m", dataset=str(init_dir),
+                  output_dir=str(stage), max_steps=1, per_device_train_batch_size=2,
+                  evaluate=False, save_steps=10))
+    result = export(stage, gguf_file=tmp_path / "stage1.gguf", merged_dir=tmp_path / "merged")
+    assert result["gguf check"].endswith("same greedy answers: True")
+    assert float(result["gguf check"].split("|Δlogit| ")[1].split(",")[0]) < 0.1
+    assert (tmp_path / "merged" / "tokenizer.model").is_file()
+    assert (tmp_path / "merged" / "NOTICE").is_file() and (stage / "NOTICE").is_file()

