@@ -209,6 +209,8 @@ def test_proper_noun_and_unit_in_a_real_sentence_stay_unannotated():
         "駅まで1,000メートルある。",
         "消費税は10パーセントです。",
         "東京タワーの高さは333メートルです。",  # a name and a unit
+        "東京スカイツリーの高さは何メートルですか？",  # 何 asks for a number (Dolly sample)
+        "気温が数パーセント上がった。",
     ],
 )
 def test_names_and_units_after_numbers_are_not_annotated(text):

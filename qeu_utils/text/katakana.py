@@ -285,6 +285,9 @@ def _tokens(chunk: str, offset: int) -> list[_Token]:
     return tokens
 
 
+_NUMBER_WORDS = {"何", "数"}
+
+
 def _glued_before(text: str, start: int) -> _Token | None:
     """The last word of the kanji or digits written right before ``start`` (東京 in
     東京スカイツリー, 634 in 634メートル), tagged on their own; None when there are none."""
@@ -379,8 +382,10 @@ def _stretch_loanwords(text: str, tokens: list[_Token], start: int, end: int) ->
     if not inside:
         return []
     before = _glued_before(text, start)
-    # A counter right after a number is a unit (634メートル), whatever else it is.
-    unit = before is not None and before.is_number and inside[0].is_counter
+    # A counter right after a number is a unit (634メートル), whatever else it is; so is one
+    # after 何 or 数 (何メートル, 数パーセント), which UniDic tags alone as a pronoun or noun.
+    unit = (before is not None and inside[0].is_counter
+            and (before.is_number or text[before.start:before.end] in _NUMBER_WORDS))
     # A stretch glued to a proper noun in kanji is the rest of a name (東京スカイツリー,
     # 東京タワー), even where its pieces are dictionary words: no English for it.
     if before is not None and before.is_name:
