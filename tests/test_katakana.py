@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qeu_utils.text import katakana
+from qeu_utils.text import jmdict, katakana
 from qeu_utils.text.katakana import Loanword, annotate_loanwords, find_loanwords, kana_table
 
 # ---------------------------------------------------------------- kana table
@@ -257,12 +257,12 @@ def test_project_list_rows_are_loanwords_with_jmdict_origins():
             (kana, english, origin)
         ]
         if kana in no_entry:
-            assert katakana._jmdict_lookup(kana) is None, kana
+            assert jmdict.lookup(kana) is None, kana
             continue
         if kana == "フォー":
-            assert katakana._jmdict_lookup(kana) == ("four", "en")
+            assert jmdict.lookup(kana) == ("four", "en")
             continue
-        jmdict_origin = katakana._jmdict_lookup(kana)[1]
+        jmdict_origin = jmdict.lookup(kana)[1]
         assert jmdict_origin == ("en" if kana in unmarked_in_jmdict else origin), kana
 
 
@@ -336,9 +336,9 @@ def test_source_language_word_is_never_shown_as_english():
 
 def test_without_jmdict_only_the_project_list_gives_english(monkeypatch):
     # What a user without jamdict-data gets: no UniDic gloss is trusted on its own.
-    monkeypatch.setattr(katakana, "_jmdict", lambda: None)
-    katakana._jmdict_lookup.cache_clear()
-    katakana._is_english_gloss_word.cache_clear()
+    monkeypatch.setattr(jmdict, "_jmdict", lambda: None)
+    jmdict.lookup.cache_clear()
+    jmdict.is_english_gloss_word.cache_clear()
     try:
         words = find_loanwords("アルバイトの後でコーヒーを飲む")
         assert [(w.surface, w.english) for w in words] == [
@@ -347,8 +347,8 @@ def test_without_jmdict_only_the_project_list_gives_english(monkeypatch):
         ]
         assert annotate_loanwords("コーヒーを飲む") == "コーヒーを飲む"
     finally:
-        katakana._jmdict_lookup.cache_clear()
-        katakana._is_english_gloss_word.cache_clear()
+        jmdict.lookup.cache_clear()
+        jmdict.is_english_gloss_word.cache_clear()
 
 
 def test_tagger_is_not_created_at_import():

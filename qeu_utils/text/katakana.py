@@ -28,8 +28,8 @@ Where the English comes from (first hit wins)
     1. ``qeu_utils/data/sources/loanwords_en.tsv``: a short list this project writes, of loanwords
        whose English must not be left to chance (non-English origins such as アルバイト,
        compounds UniDic splits), each checked against JMdict.
-    2. JMdict (EDRDG, CC BY-SA 4.0) from the ``jamdict-data`` package, read directly with
-       sqlite3: the first English gloss of the word's first sense (parenthesised remarks
+    2. JMdict (EDRDG, CC BY-SA 4.0) from the ``jamdict-data`` package (``text.jmdict``,
+       read-only SQLite): the first English gloss of the word's first sense (parenthesised remarks
        dropped), and its ``lsource`` language as the origin.
     3. For a word JMdict lacks, UniDic's lemma gloss (``キリング-killing``), but only when
        it is lower-case ASCII and every word of it is an English gloss word in JMdict.
@@ -58,13 +58,11 @@ Tagging and idempotence
 
 from __future__ import annotations
 
-import os
 import re
-import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
+from qeu_utils.text import jmdict
 from qeu_utils.text.sources import read_loanword_list
 from qeu_utils.text.tagger import tagger
 
@@ -150,20 +148,6 @@ def kana_table() -> list[KanaRow]:
 
 # ---------------------------------------------------------------- lexical sources
 
-# ISO 639-2 (as JMdict writes it) → ISO 639-1, for the languages JMdict's lsource uses that
-# have a two-letter code; the rest (ain, grc, haw, ...) are returned as written.
-_ISO639_1 = dict(
-    pair.split(":")
-    for pair in (
-        "afr:af amh:am ara:ar bre:br bul:bg bur:my chi:zh cze:cs dan:da dut:nl eng:en epo:eo "
-        "est:et fin:fi fre:fr geo:ka ger:de glg:gl gre:el heb:he hin:hi hun:hu ice:is ind:id "
-        "ita:it khm:km kor:ko kur:ku lat:la mal:ml mao:mi may:ms mon:mn nor:no per:fa pol:pl "
-        "por:pt rum:ro rus:ru san:sa scr:hr slo:sk slv:sl som:so spa:es swa:sw swe:sv tah:ty "
-        "tam:ta tha:th tib:bo tur:tr urd:ur vie:vi yid:yi"
-    ).split()
-)
-
-
 @lru_cache(maxsize=1)
 def _project_table() -> dict[str, tuple[str, str]]:
     """katakana → (english, origin) from the project TSV (a missing file is an error)."""
@@ -171,63 +155,8 @@ def _project_table() -> dict[str, tuple[str, str]]:
     return read_loanword_list()
 
 
-def _jmdict() -> sqlite3.Connection | None:
-    # A SQLite connection must not cross fork() (datasets.map(num_proc=...) forks workers),
-    # so each process opens its own.
-    return _jmdict_connection(os.getpid())
-
-
-@lru_cache(maxsize=1)
-def _jmdict_connection(pid: int) -> sqlite3.Connection | None:
-    """A read-only connection to jamdict-data's JMdict database, or None if not installed."""
-    try:
-        import jamdict_data
-    except ImportError:
-        return None
-    path = Path(jamdict_data.JAMDICT_DB_PATH)
-    if not path.is_file():
-        return None
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
-
-
-@lru_cache(maxsize=4096)
-def _jmdict_lookup(kana: str) -> tuple[str, str] | None:
-    """(english, origin) for a word written ``kana`` in JMdict, from its first sense."""
-    db = _jmdict()
-    if db is None:
-        return None
-    row = db.execute(
-        "SELECT s.ID FROM Kana k JOIN Sense s ON s.idseq = k.idseq "
-        "WHERE k.text = ? ORDER BY k.idseq, s.ID LIMIT 1",
-        (kana,),
-    ).fetchone()
-    if row is None:
-        return None
-    gloss = db.execute(
-        "SELECT text FROM SenseGloss WHERE sid = ? ORDER BY rowid LIMIT 1", row
-    ).fetchone()
-    if gloss is None or not gloss[0]:
-        return None
-    source = db.execute(
-        "SELECT lang FROM SenseSource WHERE sid = ? ORDER BY rowid LIMIT 1", row
-    ).fetchone()
-    lang = source[0] if source and source[0] else "eng"  # JMdict leaves English loans unmarked
-    # "smart (clothing, etc.)" → "smart": the remark is for dictionary readers, not a gloss.
-    english = re.sub(r"\s*\([^()]*\)", "", gloss[0]).strip() or gloss[0]
-    return english, _ISO639_1.get(lang, lang)
-
-
-@lru_cache(maxsize=4096)
-def _is_english_gloss_word(word: str) -> bool:
-    db = _jmdict()
-    if db is None:
-        return False
-    hit = db.execute("SELECT 1 FROM SenseGloss WHERE text = ? LIMIT 1", (word,)).fetchone()
-    return hit is not None
-
-
 def _lookup(kana: str) -> tuple[str, str] | None:
-    return _project_table().get(kana) or _jmdict_lookup(kana)
+    return _project_table().get(kana) or jmdict.lookup(kana)
 
 
 # ---------------------------------------------------------------- tokenization
@@ -334,7 +263,7 @@ def _unidic_english(tok: _Token) -> str | None:
         return None
     gloss = tok.lemma.split("-", 1)[1]
     words = gloss.split()
-    if words and all(re.fullmatch("[a-z]+", w) and _is_english_gloss_word(w) for w in words):
+    if words and all(re.fullmatch("[a-z]+", w) and jmdict.is_english_gloss_word(w) for w in words):
         return gloss
     return None
 
@@ -397,7 +326,7 @@ def _stretch_loanwords(text: str, tokens: list[_Token], start: int, end: int) ->
     aligned = inside[0].start == start and inside[-1].end == end
     entry = _project_table().get(surface)
     if entry is None and aligned and any(t.is_loan for t in inside):
-        entry = _jmdict_lookup(surface)
+        entry = jmdict.lookup(surface)
     if aligned and entry:
         return [Loanword(surface, (start, end), *entry, unit=unit)]
     # A loanword glued to a proper noun is most likely part of a name (トヨタカローラ).
