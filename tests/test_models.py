@@ -200,10 +200,10 @@ def test_default_dtype_uses_bf16_only_where_it_is_native(monkeypatch, capability
 
 
 def test_precision_names():
-    assert [models.precision_name(d) for d in (torch.bfloat16, torch.float16, torch.float32)] \
-        == ["bf16", "fp16", "fp32"]
-    with pytest.raises(ValueError, match="no precision name for torch.int8"):
-        models.precision_name(torch.int8)
+    assert [models.dtype_of(n) for n in ("bf16", "fp16", "fp32")] \
+        == [torch.bfloat16, torch.float16, torch.float32]
+    with pytest.raises(KeyError, match="fp8"):
+        models.dtype_of("fp8")
 
 
 def test_two_processes_provisioning_one_model_do_not_race(tmp_cache):

@@ -105,15 +105,24 @@ def choose_precision(*, cuda: bool, bf16_native: bool, model_type: str | None = 
     return "fp32" if model_type in FP16_OVERFLOW else "fp16"
 
 
+def device_precision(device: str, model_type: str | None = None) -> str:
+    """``choose_precision`` for this machine's ``device``: "bf16", "fp16" or "fp32"."""
+    cuda = device.startswith("cuda")
+    return choose_precision(cuda=cuda, bf16_native=cuda and native_bf16(device),
+                            model_type=model_type)
+
+
 def default_dtype(device: str, model_type: str | None = None):
-    """``choose_precision`` for this machine's ``device``, as a torch dtype. Training uses it
-    too (``trainer.precision_for``)."""
+    """``device_precision`` as a torch dtype (what ``load_model`` loads in)."""
+    return dtype_of(device_precision(device, model_type))
+
+
+def dtype_of(precision: str):
+    """``"bf16"`` → ``torch.bfloat16``, ``"fp16"`` → ``torch.float16``, ``"fp32"`` →
+    ``torch.float32``: the names configs and Trainer flags use, as torch dtypes."""
     import torch
 
-    cuda = device.startswith("cuda")
-    name = choose_precision(cuda=cuda, bf16_native=cuda and native_bf16(device),
-                            model_type=model_type)
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
 def model_type_of(name_or_path: str, *, download: bool = False) -> str | None:
@@ -137,16 +146,6 @@ def model_type_of(name_or_path: str, *, download: bool = False) -> str | None:
         return AutoConfig.from_pretrained(name, local_files_only=local).model_type
     except (OSError, ValueError):
         return None
-
-
-def precision_name(dtype) -> str:
-    """``torch.bfloat16`` → ``"bf16"`` (the names configs and Trainer flags use)."""
-    import torch
-
-    names = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
-    if dtype not in names:
-        raise ValueError(f"no precision name for {dtype}; expected one of {list(names)}")
-    return names[dtype]
 
 
 def resolve_model(name_or_path: str) -> str:

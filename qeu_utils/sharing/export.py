@@ -427,8 +427,9 @@ def export(path: str | os.PathLike, *, stage: int | None = None, merged_dir=None
             result.update(_gguf_from(model, tokenizer, Path(gguf_file), gguf_type, verify, spm))
         if merged_dir is not None:  # last: it casts the model to 16 bits
             result["merged"] = str(save_merged(model, tokenizer, merged_dir, merged_dtype, spm))
-            if is_gemma(_base_of(stage_dir)):
-                atomic_write_text(Path(merged_dir) / "NOTICE", GEMMA_NOTICE)
+            notice = stage_dir / "NOTICE"  # write_card's, for a Gemma base
+            if notice.is_file():
+                shutil.copyfile(notice, Path(merged_dir) / "NOTICE")
     if push_to_hub:
         result["hub"] = _upload(stage_dir, push_to_hub, private=private)
     return result

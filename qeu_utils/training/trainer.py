@@ -4,8 +4,9 @@
 - the tokenizer's chat template for chat models, a Japanese Alpaca template otherwise;
 - packing (padding-free) only where it is correct — FlashAttention on CUDA, where packed
   sequences cannot attend to each other; otherwise length-grouped batches padded per batch;
-- bf16/fp16 from the hardware (``models.default_dtype``, the one precision rule), optional
-  activation checkpointing, optional QLoRA on CUDA; a memory/time estimate is printed first;
+- bf16/fp16/fp32 from the hardware and the model (``models.device_precision``, the one
+  rule), optional activation checkpointing, optional QLoRA on CUDA; a memory/time estimate
+  is printed first;
 - checkpoints every ``save_steps`` and at each epoch end;
 - under ``QEU_PROGRESS=plain`` one printed line per logging step instead of a live bar.
 """
@@ -19,7 +20,7 @@ import statistics
 from transformers import TrainerCallback
 
 from qeu_utils.model.loss import fast_loss_ok, token_nll
-from qeu_utils.model.models import default_dtype, model_type_of, precision_name
+from qeu_utils.model.models import device_precision, dtype_of, model_type_of
 from qeu_utils.model.prompting import prompt_and_completion, resolve_template
 from qeu_utils.training import estimate as est
 from qeu_utils.training.config import StageConfig
@@ -28,14 +29,14 @@ from qeu_utils.training.runs import current_device, load_records, load_stack, st
 
 
 def precision_for(config: StageConfig, device: str, model_type: str | None = None) -> str:
-    """``precision: auto`` → what ``models.default_dtype`` picks for ``device`` and the base
+    """``precision: auto`` → what ``models.device_precision`` picks for ``device`` and the base
     model's type (default: read from the stage's model)."""
 
     if config.stage.precision != "auto":
         return config.stage.precision
     if model_type is None:
         model_type = model_type_of(starting_point(config)["base_model"], download=True)
-    return precision_name(default_dtype(device, model_type))
+    return device_precision(device, model_type)
 
 
 def training_arguments(config: StageConfig, *, device: str, precision: str, packing: bool):
@@ -53,7 +54,6 @@ def training_arguments(config: StageConfig, *, device: str, precision: str, pack
 def build_trainer(config: StageConfig, callbacks: list | None = None) -> dict:
     """Load what a stage stands on and set up its ``SFTTrainer``; returns the pieces ``train``
     needs (the trainer, tokenizer, template, eval records, lineage facts)."""
-    import torch
     from datasets import Dataset
 
     device = current_device()
@@ -65,7 +65,7 @@ def build_trainer(config: StageConfig, callbacks: list | None = None) -> dict:
                              "to false")
         quantization = config.quantization_config(precision)
     start = starting_point(config)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    dtype = dtype_of(precision)
     model, tokenizer = load_stack(start["base_model"], start["merged_adapters"],
                                   start["continue_from"], device=device, dtype=dtype,
                                   trainable=True, quantization=quantization)
