@@ -27,12 +27,13 @@ demo: setup
 	$(PY) -m qeu_utils models fetch gemma3-270m
 	$(PY) -m qeu_utils demo
 
-# Re-execute every notebook in place (CPU profile, Gemma 3 270M): the outputs stored
-# in notebooks/ are what GitHub shows. CI executes its own copies (make test).
+# Re-execute every notebook in place at the recipe's budgets (profile cpu-full, Gemma 3 270M;
+# about an hour on 2 cores, mostly stage 1's 10 epochs): the outputs stored in notebooks/ are
+# what GitHub shows. CI executes its own copies with the demo budgets (make test).
 notebooks: setup
 	$(PY) -m qeu_utils models fetch gemma3-270m
 	rm -rf runs/notebooks
-	$(PY) -m qeu_utils demo --out runs/notebooks --store
+	$(PY) -m qeu_utils demo --profile cpu-full --out runs/notebooks --store
 
 # The default initialization dataset (about 300 records) -> data/build/init/
 data: setup

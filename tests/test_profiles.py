@@ -64,8 +64,26 @@ def test_cpu_profile_holds_the_demo_notebook_parameters():
 
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(SourceError, match=r"unknown profile 'h100': the package has "
-                                          r"a100, cpu, l4, t4"):
+                                          r"a100, cpu, cpu-full, l4, t4"):
         load_profile("h100")
+
+
+def test_cpu_full_is_cpu_with_the_recipes_notebook_budgets():
+    cpu, full = load_profile("cpu"), load_profile("cpu-full")
+    assert (full.name, full.training, full.stages) == ("cpu-full", cpu.training, cpu.stages)
+    assert full.stages["stage1"]["num_train_epochs"] == 10
+    # 08 gets no step limit: the stored notebook trains the profile's 10 epochs
+    assert "08_stage1_finetune" not in full.notebooks
+    assert "MAX_STEPS" in cpu.notebooks["08_stage1_finetune"]
+
+
+def test_extends_chains_and_names_an_unknown_parent(tmp_path):
+    chained = tmp_path / "a.yaml"
+    chained.write_text("extends: cpu-full\n")
+    assert load_profile(chained).name == "cpu-full"
+    (tmp_path / "b.yaml").write_text("extends: h100\n")
+    with pytest.raises(SourceError, match="unknown profile 'h100'"):
+        load_profile(tmp_path / "b.yaml")
 
 
 def test_a_profile_file_with_a_missing_or_mistyped_key_is_named(tmp_path):

@@ -91,7 +91,8 @@ def test_the_wheel_ships_the_data_and_no_repository_files(wheel_env):
     names = set(zipfile.ZipFile(wheel_env["wheel"]).namelist())
     for name in ("trilingual.tsv", "dishes.tsv", "loanwords_en.tsv", "dolly_sample_ja.jsonl"):
         assert f"qeu_utils/data/sources/{name}" in names
-    for name in ("configs/stage1.yaml", "profiles/cpu.yaml", "profiles/t4.yaml"):
+    for name in ("configs/stage1.yaml", "profiles/cpu.yaml", "profiles/t4.yaml",
+                 "profiles/cpu-full.yaml", "results/curriculum-smollm2-135m-cpu.json"):
         assert f"qeu_utils/data/{name}" in names
     assert not [n for n in names if n.startswith(("tests/", "notebooks/", "bench/"))]
 
@@ -145,3 +146,6 @@ def test_each_notebook_runs_alone_on_a_simulated_colab(wheel_env, stem, tmp_path
     assert "qeu_utils 0.1.0 (installed)" in printed  # the wheel, not the checkout
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["model"] == "tiny-random" and run["written_by"] == stem
+    if stem == "10_embedding_analysis":  # the committed result comes from the package here
+        shown = json.dumps(nb, ensure_ascii=False)
+        assert "curriculum-smollm2-135m-cpu" in shown and "| forgetting_kept |" in shown

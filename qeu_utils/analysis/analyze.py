@@ -213,8 +213,10 @@ def _pictures(results: dict, pictures: dict, out: Path) -> None:
             out / f"kanji_projection_{slug}.png", f"漢字の表現（PCA, 層 {layer}, {label}）")
         plot_similarity_heatmap(
             states["ja"][layer, :15], states["hans"][layer, :15], [k[0] for k in kanji[:15]],
-            out / f"kanji_similarity_{slug}.png", f"日本の字 × 簡体字（層 {layer}, {label}）",
-            col_labels=[k[1] for k in kanji[:15]])
+            out / f"kanji_similarity_{slug}.png",
+            f"日本の字体 × 簡体字（層 {layer}, {label}、中心化）",
+            col_labels=[k[1] for k in kanji[:15]],
+            center=(states["ja"][layer].mean(dim=0) + states["hans"][layer].mean(dim=0)) / 2)
 
 
 def _maybe(value: float | None) -> str:

@@ -80,10 +80,14 @@ def plot_projection(states_by_form: dict, labels, path: str | os.PathLike, title
 
 
 def plot_similarity_heatmap(a, b, labels: list[str], path: str | os.PathLike, title: str, *,
-                            col_labels: list[str] | None = None) -> None:
+                            col_labels: list[str] | None = None, center=None) -> None:
     """Cosine similarity of every row of ``a`` ([n, H]) with every row of ``b``, at most 20
-    rows, ticks labelled with the characters (``col_labels`` for ``b`` when they differ)."""
+    rows, ticks labelled with the characters (``col_labels`` for ``b`` when they differ).
+    ``center`` ([H]), when given, is subtracted first: the metrics' centering (the layer's mean
+    over all items), without which every cosine sits near 1."""
     plt = pyplot()
+    if center is not None:
+        a, b = a - center, b - center
     a, b = unit_vectors(a)[0], unit_vectors(b)[0]
     if a.shape[0] > 20 or b.shape[0] > 20:
         raise ValueError(f"a heatmap is readable for at most 20 rows, got {a.shape[0]} and "
@@ -94,7 +98,7 @@ def plot_similarity_heatmap(a, b, labels: list[str], path: str | os.PathLike, ti
     ax.set_xticks(range(sim.shape[1]), col_labels or labels)
     ax.set_yticks(range(sim.shape[0]), labels)
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="cosine")
+    fig.colorbar(image, ax=ax, label="cosine" if center is None else "cosine (centred)")
     _save(plt, fig, path)
 
 

@@ -17,6 +17,8 @@ import yaml
 from qeu_utils.core.resources import profile_path
 from qeu_utils.model.models import choose_precision, model_type_of, native_bf16
 
+# The profiles chosen from the hardware; `cpu-full` (cpu with the recipe's notebook budgets) is
+# named only by `make notebooks`.
 PROFILES = ("cpu", "t4", "l4", "a100")
 
 
@@ -60,15 +62,28 @@ T4_MAX_GIB = 17.0
 L4_MAX_GIB = 25.0
 
 
-def load_profile(name_or_path: str | os.PathLike) -> Profile:
-    """A packaged profile by name (``"cpu"``, ``"t4"``, ``"l4"``, ``"a100"``) or a YAML file
-    with the same keys; unknown names and missing, unknown or mistyped keys are errors that
-    name the file and the key (the settings' own names are checked where they are applied,
-    ``qeu_utils.training.config.resolve``)."""
-    path = profile_path(name_or_path)
+def _profile_data(path, seen=()) -> dict:
+    """The YAML mapping at ``path``; ``extends: NAME`` takes every key it does not set from the
+    packaged profile NAME (``cpu-full`` is ``cpu`` with the recipe's notebook budgets)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of profile settings")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if parent in seen:
+        raise ValueError(f"{path}: extends {parent!r} in a loop ({' → '.join(seen)})")
+    return {**_profile_data(profile_path(parent), (*seen, parent)), **data}
+
+
+def load_profile(name_or_path: str | os.PathLike) -> Profile:
+    """A packaged profile by name (``"cpu"``, ``"t4"``, ``"l4"``, ``"a100"``, ``"cpu-full"``) or
+    a YAML file with the same keys (or ``extends:`` another profile's); unknown names and
+    missing, unknown or mistyped keys are errors that
+    name the file and the key (the settings' own names are checked where they are applied,
+    ``qeu_utils.training.config.resolve``)."""
+    path = profile_path(name_or_path)
+    data = _profile_data(path)
     missing = [key for key in KEYS if key not in data]
     if missing:
         raise ValueError(f"{path}: missing profile key(s) {', '.join(missing)}")

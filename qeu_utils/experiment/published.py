@@ -1,0 +1,91 @@
+"""The project's committed results, in the package: what a reader on Colab (a pip install, no
+``results/`` folder) is shown by notebooks 00 and 10.
+
+``results/<name>/`` in the repository holds a long run's whole output; :func:`summarize` keeps
+what the notebooks quote — the settings, the comparison rows with their intervals and verdicts,
+the report's reading in words — and :func:`publish` writes it to
+``qeu_utils/data/results/<name>.json``. A test checks that each packaged summary equals the one
+made from ``results/`` now, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qeu_utils.core.atomic import atomic_write_text
+from qeu_utils.core.resources import data_path
+
+# The results the package carries, in the order the notebooks quote them.
+PUBLISHED = ("gate-gemma3-270m", "gate-smollm2-135m-instruct", "curriculum-smollm2-135m-cpu")
+ROW_KEYS = ("metric", "difference", "ci_lo", "ci_hi", "verdict", "n_items", "n_seeds")
+
+
+def summarize(result_dir: str | Path) -> dict:
+    """The quotable part of one committed result folder (``gate-*`` or ``curriculum-*``)."""
+    result_dir = Path(result_dir)
+    name = result_dir.name
+    if name.startswith("gate-"):
+        gate = _json(result_dir / "summary.json")
+        return {"name": name, "kind": "gate", "model": gate["model"], "command": gate["command"],
+                "n_items": gate["n_items"], "primary": gate["primary"],
+                "by_kind": {kind: {k: v for k, v in row.items() if k in ("items", "K")}
+                            for kind, row in gate["by_kind"].items()}}
+    if name.startswith("curriculum-"):
+        metrics = _json(result_dir / "metrics.json")
+        report = (result_dir / "report.md").read_text(encoding="utf-8")
+        reading = report.split("## What the comparisons say", 1)[1].split("\n## ", 1)[0]
+        return {"name": name, "kind": "curriculum", "model": metrics["model"],
+                "profile": metrics["profile"], "seeds": metrics["seeds"],
+                "stage1_epochs": metrics["stage1_epochs"], "stage2_steps": metrics["stage2_steps"],
+                "probes": metrics["probes"], "command": metrics.get("command"),
+                "comparisons": {comp: [{k: row[k] for k in ROW_KEYS if k in row} for row in rows]
+                                for comp, rows in metrics["comparisons"].items()},
+                "reading": [line for line in reading.strip().splitlines() if line.strip()]}
+    raise ValueError(f"{result_dir}: not a committed result (expected a gate-* or curriculum-* "
+                     "folder)")
+
+
+def publish(results_root: str | Path, names: tuple[str, ...] = PUBLISHED,
+            out: str | Path | None = None) -> list[Path]:
+    """Write the summary of each ``results_root/<name>`` into the package's data (or ``out``)."""
+    out = Path(out) if out else data_path("results")
+    written = []
+    for name in names:
+        path = out / f"{name}.json"
+        atomic_write_text(path, json.dumps(summarize(Path(results_root) / name),
+                                           ensure_ascii=False, indent=1) + "\n")
+        written.append(path)
+    return written
+
+
+def load(name: str) -> dict:
+    """A packaged result summary by name (one of ``PUBLISHED``)."""
+    if name not in PUBLISHED:
+        raise ValueError(f"no published result {name!r}; the package has {', '.join(PUBLISHED)}")
+    return _json(data_path("results", f"{name}.json"))
+
+
+def comparison_table(summary: dict, metrics: list[str] | None = None) -> str:
+    """Markdown: one row per metric, one column per comparison (difference [95% interval],
+    verdict)."""
+    comps = summary["comparisons"]
+    rows = {comp: {r["metric"]: r for r in table} for comp, table in comps.items()}
+    order = metrics or [r["metric"] for r in next(iter(comps.values()))]
+    lines = ["| metric | " + " | ".join(f"{comp} [95% CI] | verdict" for comp in comps) + " |",
+             "|---|" + "---:|---|" * len(comps)]
+    for metric in order:
+        cells = []
+        for comp in comps:
+            r = rows[comp].get(metric)
+            cells.append("— | —" if r is None else
+                         f"{r['difference']:+.3f} [{r['ci_lo']:+.3f}, {r['ci_hi']:+.3f}] | "
+                         f"{r['verdict']}")
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (is this a committed result folder?)")
+    return json.loads(path.read_text(encoding="utf-8"))
