@@ -187,9 +187,9 @@ def _pictures(results: dict, pictures: dict, out: Path) -> None:
 
     plot_layer_curves({k: m["kanji_ja_hans"] for k, m in results.items()}, "gap",
                       out / "kanji_gap_by_layer.png",
-                      "漢字：日本の字 ⇄ 簡体字（一致 − ランダム）", "cosine gap")
+                      "漢字：日本の字体 ⇄ 簡体字（一致 − ランダム）", "cosine gap")
     plot_layer_curves({k: m["kanji_ja_hans"] for k, m in results.items()}, "top1",
-                      out / "kanji_top1_by_layer.png", "漢字：日本の字から簡体字を引く（top-1）",
+                      out / "kanji_top1_by_layer.png", "漢字：日本の字体から簡体字を引く（top-1）",
                       "top-1")
     plot_layer_curves({k: m["style"] for k, m in results.items()}, "plain_zh_gap",
                       out / "style_plain_zh_gap.png",

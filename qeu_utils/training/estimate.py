@@ -17,7 +17,7 @@ whether a stage takes minutes or hours, not a benchmark (``bench/gpu_check.py`` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qeu_utils.model.models import choose_precision, model_type_of
 from qeu_utils.training.profiles import PROFILES, Profile, load_profile
@@ -248,10 +248,13 @@ def profile_precision(profile: Profile) -> str:
                             model_type=model_type_of(profile.model))
 
 
-def estimate_profile(name_or_path) -> dict:
+def estimate_profile(name_or_path, model: str | None = None) -> dict:
     """Peak memory and minutes per stage for a profile on its reference device, with the
-    profile's model, batch, length, precision and epochs and the stages' data (``stage_data``)."""
+    profile's model (or ``model``, a name in ``KNOWN_SHAPES``), batch, length, precision and
+    epochs and the stages' data (``stage_data``)."""
     profile = load_profile(name_or_path)
+    if model:
+        profile = replace(profile, training={**profile.training, "model_name_or_path": model})
     shape = shape_of(profile.model)
     precision = profile_precision(profile)
     device = REFERENCE_DEVICE.get(profile.name, "A100" if profile.gpu else "cpu")
@@ -274,7 +277,21 @@ def estimate_profile(name_or_path) -> dict:
         result[f"{stage}_steps"] = timing["steps"]
         result[f"{stage}_peak_gib"] = peak["peak_memory_gib"]
         result["peak_memory_gib"] = max(result["peak_memory_gib"], peak["peak_memory_gib"])
+    result["run_dir_gib"] = run_dir_gib(shape, profile.training["lora_r"])
     return result
+
+
+# What the series leaves in RUN_DIR (on Drive when USE_DRIVE): per stage the adapter and
+# Trainer's last `save_total_limit` (3) checkpoints, each the adapter and Adam's two moments, all
+# fp32; then notebook 09's export, a merged model in bf16 and an f16 GGUF.
+CHECKPOINTS_KEPT = 3
+
+
+def run_dir_gib(shape: Shape, lora_r: int, stages: int = 3, export: bool = True) -> float:
+    """GiB that ``stages`` trained stages (and the merged + GGUF export) take on disk."""
+    per_stage = lora_parameters(shape, lora_r) * 4 * (1 + 3 * CHECKPOINTS_KEPT)
+    exported = 2 * 2 * parameter_counts(shape)["total"] if export else 0
+    return (stages * per_stage + exported) / 2**30
 
 
 def describe(est: dict, timing: dict | None = None) -> str:
@@ -312,9 +329,11 @@ def _duration(minutes: float) -> str:
 def profiles_table() -> str:
     """Markdown: each profile's GPU, model, batch and the estimator's minutes and peak memory
     per stage (stage 1: the init data, 10 epochs; stage 2: one Dolly part) on the card the
-    profile is sized for (``estimate.REFERENCE_DEVICE``)."""
-    rows = ["| profile | GPU | model | precision | batch × accum × length | stage 1 | stage 2 |",
-            "|---|---|---|---|---|---|---|"]
+    profile is sized for (``estimate.REFERENCE_DEVICE``), and what the series leaves in RUN_DIR
+    (three stages, the merged model and an f16 GGUF: ``run_dir_gib``)."""
+    rows = ["| profile | GPU | model | precision | batch × accum × length | stage 1 | stage 2 "
+            "| RUN_DIR |",
+            "|---|---|---|---|---|---|---|---|"]
     for name in PROFILES:
         p = load_profile(name)
         e = estimate_profile(name)
@@ -326,7 +345,7 @@ def profiles_table() -> str:
                             for s in ("stage1", "stage2"))
         rows.append(f"| {name} | {gpu} | {model} | {e['precision']} | "
                     f"{t['per_device_train_batch_size']} × {t['gradient_accumulation_steps']} × "
-                    f"{t['max_length']} | {stages} |")
+                    f"{t['max_length']} | {stages} | {e['run_dir_gib']:.1f} GiB |")
     return "\n".join(rows)
 
 
