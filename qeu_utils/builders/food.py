@@ -37,6 +37,8 @@ ORIGIN_TEMPLATES = [
     ("「{x}」はどこの国の料理ですか？", "{country}の料理です。"),
     ("「{x}」の発祥の国はどこですか？", "{country}です。"),
 ]
+# task: (field asked about, lang, style of the record, (question, answer) templates)
+ORIGIN_TASKS = {"origin": ("ja", "ja>ja", "polite", ORIGIN_TEMPLATES)}
 
 
 def build_food(seed: int = 0, path: Path | None = None) -> list[Group]:
@@ -44,11 +46,12 @@ def build_food(seed: int = 0, path: Path | None = None) -> list[Group]:
     for dish in read_dishes(path):
         key = dish["en"]
         records = translation_records("food", dish, key, TASKS, seed, "project")
-        question, answer = choose(ORIGIN_TEMPLATES, seed, "food", "origin", key)
-        records.append(make_record(
-            category="food", task="origin", instruction=question.format(x=dish["ja"]),
-            output=answer.format(country=dish["country_ja"]), lang="ja>ja", style="polite",
-            source="project+cldr",
-        ))
+        for task, (src, lang, style, templates) in ORIGIN_TASKS.items():
+            question, answer = choose(templates, seed, "food", task, key)
+            records.append(make_record(
+                category="food", task=task, instruction=question.format(x=dish[src]),
+                output=answer.format(country=dish["country_ja"]), lang=lang, style=style,
+                source="project+cldr",
+            ))
         groups.append(Group(key=key, records=records))
     return groups

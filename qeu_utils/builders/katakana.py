@@ -41,20 +41,26 @@ KANA_TASKS = {
 # テスト is glossed "examination", ノートパソコン "laptop computer". So the questions ask what
 # the word is called in English, and which katakana word means the English — never to write
 # the English in katakana, which would pass カルテ off as a transliteration of English.
-LOANWORD_TEMPLATES = {
-    "loanword_to_en": [
+# task: (from field, to field, lang, templates), as KANA_TASKS; a word is its katakana ``word``
+# and its ``english``.
+LOANWORD_TASKS = {
+    "loanword_to_en": ("word", "english", "ja>en", [
         "カタカナ語「{x}」は英語で何と言いますか？",
         "「{x}」を英語で言うと何ですか？",
-    ],
-    "en_to_loanword": [
+    ]),
+    "en_to_loanword": ("english", "word", "en>ja", [
         "英語の「{x}」は、日本語のカタカナ語で何と言いますか？",
         "「{x}」を表すカタカナ語は何ですか？",
-    ],
+    ]),
 }
-ANNOTATE_TEMPLATES = [
-    "次の文のカタカナ語に、英語を括弧で添えてください。",
-    "この文に出てくる外来語の後ろに、英語での言い方を半角の括弧 () で書き加えてください。",
-]
+# task: (column of trilingual.tsv, lang, style of the record, templates): the polite sentences
+# come back with their loanwords annotated.
+ANNOTATE_TASKS = {
+    "annotate_loanwords": ("polite", "ja>ja", "polite", [
+        "次の文のカタカナ語に、英語を括弧で添えてください。",
+        "この文に出てくる外来語の後ろに、英語での言い方を半角の括弧 () で書き加えてください。",
+    ]),
+}
 KANA_WEIGHT = 0.5
 
 
@@ -75,26 +81,25 @@ def build_katakana(seed: int = 0) -> list[Group]:
 
     sentences = [row for _, row in read_tsv(source_path("trilingual.tsv"), TRILINGUAL_COLUMNS)]
     for word, english in sorted(harvest_loanwords(loanword_texts(sentences)).items()):
+        fields = {"word": word, "english": english}
         records = []
-        for task, (x, answer, lang) in {
-            "loanword_to_en": (word, english, "ja>en"),
-            "en_to_loanword": (english, word, "en>ja"),
-        }.items():
-            template = choose(LOANWORD_TEMPLATES[task], seed, "katakana", task, word)
+        for task, (src, dst, lang, templates) in LOANWORD_TASKS.items():
+            template = choose(templates, seed, "katakana", task, word)
             records.append(make_record(
-                category="katakana", task=task, instruction=template.format(x=x),
-                output=answer, lang=lang, source="unidic+jmdict",
+                category="katakana", task=task, instruction=template.format(x=fields[src]),
+                output=fields[dst], lang=lang, source="unidic+jmdict",
             ))
         groups.append(Group(key=f"word:{word}", records=records))
 
-    for sentence in (row["polite"] for row in sentences):
-        annotated = annotate_loanwords(sentence)
-        if annotated == sentence:
-            continue
-        template = choose(ANNOTATE_TEMPLATES, seed, "katakana", "annotate", sentence)
-        groups.append(Group(key=f"sentence:{sentence}", records=[make_record(
-            category="katakana", task="annotate_loanwords", instruction=template, input=sentence,
-            output=annotated, lang="ja>ja", style="polite", source="project+unidic+jmdict",
-        )]))
+    for task, (column, lang, style, templates) in ANNOTATE_TASKS.items():
+        for sentence in (row[column] for row in sentences):
+            annotated = annotate_loanwords(sentence)
+            if annotated == sentence:
+                continue
+            template = choose(templates, seed, "katakana", "annotate", sentence)
+            groups.append(Group(key=f"sentence:{sentence}", records=[make_record(
+                category="katakana", task=task, instruction=template, input=sentence,
+                output=annotated, lang=lang, style=style, source="project+unidic+jmdict",
+            )]))
     return groups
 
