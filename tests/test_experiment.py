@@ -15,7 +15,7 @@ from qeu_utils.experiment.controls import break_links
 from qeu_utils.experiment.metrics import answers_correctly, soft_match
 from qeu_utils.experiment.run import run
 from qeu_utils.experiment.settings import TEXT_TOOL_MODULES, resolve_settings
-from qeu_utils.experiment.stats import compare, paired_bootstrap, t_interval
+from qeu_utils.experiment.stats import compare, paired_bootstrap
 
 
 def _record(task, output, n):
@@ -47,23 +47,11 @@ def test_a_dominant_answer_is_counted_not_hidden():
     assert report["kanji/a"]["kept_own_answer"] >= 2  # 3 × x among 4: 2 must keep an x
 
 
-def test_t_interval_uses_exact_quantiles_beyond_nine_degrees_of_freedom():
-    from scipy.stats import t
-
-    diffs = [0.1 * k for k in range(12)]
-    lo, hi = t_interval(diffs)
-    mean = sum(diffs) / 12
-    sd = (sum((d - mean) ** 2 for d in diffs) / 11) ** 0.5
-    assert hi - mean == pytest.approx(t.ppf(0.975, 11) * sd / 12 ** 0.5)
-    assert t.ppf(0.975, 11) > 2.2  # the old table fell back to 1.96 here
-    assert t_interval([1.0]) is None
-
-
 def test_paired_bootstrap_covers_a_constant_shift_exactly():
-    lo, hi = paired_bootstrap([[0.5] * 20], [1.0] * 20)
-    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
-    lo, hi = paired_bootstrap([[0.0, 1.0] * 20], [1.0] * 40)
-    assert lo < 0.5 < hi
+    row = paired_bootstrap([[1.5] * 20], [[1.0] * 20])
+    assert row["ci_lo"] == pytest.approx(0.5) and row["ci_hi"] == pytest.approx(0.5)
+    row = paired_bootstrap([[0.0, 1.0] * 20], [[0.0] * 40])
+    assert row["ci_lo"] < 0.5 < row["ci_hi"]
 
 
 def test_compare_reads_lower_is_better_and_needs_the_interval_to_exclude_zero():
