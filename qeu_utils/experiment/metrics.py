@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 
 from qeu_utils.evaluation.scoring import compliant, exact_match
+from qeu_utils.experiment.controls import asked_form
 
 # metric → (better, part of the claim it speaks to, description)
 METRICS = {
@@ -48,14 +49,6 @@ CLAIMS = {
     "stage2": "stage 2 learns better after stage 1",
     "forgetting": "what the model knew in English is kept",
 }
-
-
-def asked_form(record: dict) -> str:
-    """The text a probe asks about: its input, or the 「…」 quoted in the instruction."""
-    if record["input"]:
-        return record["input"]
-    quoted = re.search(r"「([^「」]+)」", record["instruction"])
-    return quoted.group(1) if quoted else ""
 
 
 def soft_match(answer: str, expected: list[str], kind: str) -> bool:

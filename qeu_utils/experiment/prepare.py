@@ -23,7 +23,7 @@ from qeu_utils.builders.mix import build_init, builders
 from qeu_utils.core.atomic import atomic_write_json
 from qeu_utils.core.records import make_record, read_jsonl, write_jsonl
 from qeu_utils.core.resources import dolly_sample_path
-from qeu_utils.experiment.controls import break_links
+from qeu_utils.experiment.controls import derange_changed
 from qeu_utils.experiment.layout import _write_lines, dolly_eval
 from qeu_utils.experiment.questions import FORGETTING, LENS_TEMPLATE, PROBE_KINDS
 from qeu_utils.experiment.settings import _data_settings, _diff
@@ -160,7 +160,7 @@ def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) 
     train, held_out = build_init(size=settings["init_size"], seed=seed)
     write_jsonl(train, data / "init" / "train.jsonl")
     write_jsonl(held_out, data / "init" / "eval.jsonl")
-    broken, derangement = break_links(train, seed)
+    broken, derangement = derange_changed(train, seed)
     write_jsonl(broken, data / "init_broken" / "train.jsonl")
 
     log.info("prepare: revising the Dolly data for stage 2")
