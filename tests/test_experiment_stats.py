@@ -104,3 +104,16 @@ def test_the_detectable_effect():
     assert "difference of 0.28 nats" in power_statement(100, sd=1.0, unit=" nats")
     with pytest.raises(ValueError):
         detectable_effect(10)
+
+
+def test_the_group_contrast_finds_an_effect_confined_to_the_group():
+    from qeu_utils.experiment.stats import group_contrast
+
+    rng = np.random.default_rng(3)
+    first, second = _cells(rng, effect=0.0, seed_sd=0.05)
+    in_k = np.arange(200) < 60
+    first[:, in_k] += 0.8  # the effect lives in K
+    row = group_contrast(first, second, in_k)
+    assert row["ci_lo"] > 0 and row["n_items"] == 60 and row["n_rest"] == 140
+    null = group_contrast(*_cells(rng, effect=0.3, seed_sd=0.05), in_k)
+    assert null["ci_lo"] < 0 < null["ci_hi"]  # the same effect everywhere: no contrast

@@ -61,6 +61,31 @@ def paired_bootstrap(first, second, weights=None, *, n_boot: int = 2000,
             "n_items": n_items, "n_boot": n_boot}
 
 
+def group_contrast(first, second, in_group, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """How much larger ``first − second`` is on the items in the group than on the others
+    (``in_group``: one flag per item): the same two-level bootstrap, items resampled within
+    each side. Returns ``difference``, ``ci_lo``, ``ci_hi``, ``p`` and the two item counts."""
+    d = np.atleast_2d(np.asarray(first, float)) - np.atleast_2d(np.asarray(second, float))
+    mask = np.asarray(in_group, bool)
+    inside, outside = d[:, mask], d[:, ~mask]
+    if not inside.shape[1] or not outside.shape[1]:
+        raise ValueError("the group and the rest each need items")
+    rng = np.random.default_rng(seed)
+    n_seeds = d.shape[0]
+    cs = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot)
+
+    def side(x):
+        ci = rng.multinomial(x.shape[1], np.full(x.shape[1], 1 / x.shape[1]), size=n_boot)
+        return np.einsum("bs,si,bi->b", cs, x, ci) / (n_seeds * x.shape[1])
+
+    stats = side(inside) - side(outside)
+    below, above = (stats <= 0).sum(), (stats >= 0).sum()
+    return {"difference": float(inside.mean() - outside.mean()),
+            "ci_lo": float(np.percentile(stats, 2.5)), "ci_hi": float(np.percentile(stats, 97.5)),
+            "p": min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1)),
+            "n_items": int(mask.sum()), "n_rest": int((~mask).sum()), "n_seeds": n_seeds}
+
+
 def holm(pvalues: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given: the k-th smallest of m is
     multiplied by m − k + 1, then made non-decreasing in that order, capped at 1."""
@@ -130,35 +155,3 @@ def power_statement(n_items: int, *, sd: float | None = None, p0: float | None =
     return (f"{n_items} paired items detect a rise of {100 * effect:.1f} points from "
             f"{100 * p0:.1f}% or more at 80% power, two-sided α = 0.05")
 
-
-# --- the previous pipeline's (score.compare), until the pipeline moves to paired_bootstrap ---
-
-
-def t_interval(diffs: list[float]) -> tuple[float, float] | None:
-    from scipy.stats import t
-
-    n = len(diffs)
-    if n < 2:
-        return None
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return mean - half, mean + half
-
-
-def compare(per_item: dict, first: str, second: str, seeds: list[int]) -> list[dict]:
-    from qeu_utils.experiment.metrics import METRICS
-
-    rows = []
-    for metric in per_item[(first, seeds[0])]:
-        if any(metric not in per_item[(c, s)] for c in (first, second) for s in seeds):
-            continue
-        weights = per_item[(first, seeds[0])][metric][1]
-        a = [per_item[(first, s)][metric][0] for s in seeds]
-        b = [per_item[(second, s)][metric][0] for s in seeds]
-        row = paired_bootstrap(a, b, weights)
-        row.update(metric=metric, better=METRICS.get(metric, ("higher",))[0])
-        row["verdict"] = {"better": f"{first} better", "worse": f"{first} worse"}.get(
-            verdict(row, row["better"]), "no clear difference")
-        rows.append(row)
-    return rows
