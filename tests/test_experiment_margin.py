@@ -61,3 +61,20 @@ def test_batching_does_not_change_the_margins(tiny):
     assert margins(model, tokenizer, [], []) == []
     with pytest.raises(ValueError, match="rivals"):
         margins(model, tokenizer, records, rivals[:2])
+
+
+def test_the_shared_head_path_is_taken_and_agrees_with_whole_sequences(tiny):
+    from qeu_utils.experiment.margin import _answered, _shared_heads, completion_logprobs
+
+    model, tokenizer = tiny
+    records = _records()
+    rivals = ["鉄", "両", "歩", "ルーマニア"]
+    pairs = [(r, _answered(r, x)) for r, x in zip(records, rivals, strict=True)]
+    groups, whole = _shared_heads(tokenizer, pairs)
+    assert not whole and sum(len(m) for m in groups.values()) == 4  # every record: the fast path
+    fast = margins(model, tokenizer, records, rivals)
+    slow = completion_logprobs(model, tokenizer, [x for pair in pairs for x in pair])
+    for k, row in enumerate(fast):
+        assert row["logp"] == pytest.approx(slow[2 * k][0], abs=1e-3)
+        assert row["rival_logp"] == pytest.approx(slow[2 * k + 1][0], abs=1e-3)
+        assert (row["tokens"], row["rival_tokens"]) == (slow[2 * k][1], slow[2 * k + 1][1])

@@ -5,7 +5,8 @@ Per probe (``items``, one row per probe that is measured): the teacher-forced ma
 right changed form over the copy of the question (the recognition claim's primary endpoint, on
 every probe of the recognition kinds whose answer differs from the question), and for the
 generated sample the greedy answer, allowed to finish (an end token or the template's stop
-string, within a generous ``max_new_tokens``) and whether it did.
+string, within twice its kind's longest reference answer, at most ``max_new_tokens``) and
+whether it did.
 
 Per cell (``raw``): the rule's margins (plain → Chinese over English, polite → English over
 Chinese, one instruction that names no language); per-record losses on the init eval split and
@@ -58,17 +59,26 @@ def _probe_rows(model, tokenizer, probes: list[dict], settings: dict, label: str
                        rival_logp=round(m["rival_logp"], 4), tokens=m["tokens"],
                        rival_tokens=m["rival_tokens"])
     sample = [i for i, p in enumerate(probes) if p["generate"]] if generate else []
-    if sample:
-        # similar kinds together: a batch runs until its longest answer ends
-        sample.sort(key=lambda i: (probes[i]["kind"].startswith("style"), i))
+    for kind in dict.fromkeys(probes[i]["kind"] for i in sample):
+        batch = [i for i in sample if probes[i]["kind"] == kind]
+        budget = answer_budget(tokenizer, [probes[i]["record"]["output"] for i in batch],
+                               settings["max_new_tokens"])
         finished: list[bool] = []
-        answers = generate_answers(model, tokenizer, [probes[i]["record"] for i in sample],
-                                   max_new_tokens=settings["max_new_tokens"],
+        answers = generate_answers(model, tokenizer, [probes[i]["record"] for i in batch],
+                                   max_new_tokens=budget,
                                    batch_size=settings["generation_batch_size"],
-                                   progress=f"{label} answers", finished=finished)
-        for i, answer, done in zip(sample, answers, finished, strict=True):
-            rows[i].update(answer=answer, finished=done)
+                                   progress=f"{label} {kind}", finished=finished)
+        for i, answer, done in zip(batch, answers, finished, strict=True):
+            rows[i].update(answer=answer, finished=done, budget=budget)
     return [rows[i] for i in sorted(rows)]
+
+
+def answer_budget(tokenizer, references: list[str], cap: int) -> int:
+    """How many tokens a kind's answers may take: twice its longest reference answer and 4
+    more (room for an end token, a full stop, a different spelling), at most ``cap``. A
+    rambling model stops there; one that answers ends at its end token long before."""
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
+    return min(cap, 2 * longest + 4)
 
 
 def _losses(model, tokenizer, data: Path, settings: dict, label: str, dolly: bool) -> dict:

@@ -124,8 +124,9 @@ def report(result: dict) -> str:
               "tokens differ a little (see Stage 1).",
               "- Generated answers are a sample (about "
               f"{result['settings']['generate_per_kind']} per kind of item), allowed to finish "
-              f"within {result['settings']['max_new_tokens']} tokens; `style_finished` says how "
-              "many did.",
+              "within twice their kind's longest reference answer (at most "
+              f"{result['settings']['max_new_tokens']} tokens); `style_finished` says how many "
+              "style answers did.",
               "- With few seeds, a percentile bootstrap over seeds is somewhat narrow (simulated "
               "coverage 85–95%).", "",
               "## Run", "",

@@ -151,6 +151,13 @@ def _dtype(settings: dict) -> str | None:
     return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(settings["precision"])
 
 
+def _merged(loaded):
+    """A trained stage with its adapter merged into the weights: the same model, and
+    measuring runs no LoRA matrices."""
+    model, tokenizer = loaded
+    return (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model), tokenizer
+
+
 def _measure(cell: Path, key: str, load, data: Path, settings: dict, **what):
     start = time.perf_counter()
     model, tokenizer = load()
@@ -172,8 +179,8 @@ def _run_cell(out: Path, cell: Path, condition: str, seed: int | None, settings:
             settings, seed, stage=1, dataset=str(stage1_data), output_dir=str(cell / "stage1"),
             num_train_epochs=settings["stage1_epochs"], max_steps=settings["stage1_max_steps"],
             learning_rate=settings["stage1_learning_rate"])))
-        raw, items, tokenizer = _measure(cell, "stage 1", lambda: load_trained(
-            cell / "stage1", dtype=_dtype(settings)), data, settings)
+        raw, items, tokenizer = _measure(cell, "stage 1", lambda: _merged(load_trained(
+            cell / "stage1", dtype=_dtype(settings))), data, settings)
         raw["stage1_tokens"] = _tokens(read_jsonl(stage1_data / "train.jsonl"), tokenizer)
         if settings["durability"]:
             _timed(cell, "stage2_s", lambda: _train_once(_train_config(
@@ -182,8 +189,8 @@ def _run_cell(out: Path, cell: Path, condition: str, seed: int | None, settings:
                 max_steps=settings["stage2_steps"],
                 learning_rate=settings["stage2_learning_rate"], init_from=str(cell / "stage1"),
                 chain="merge")))
-            after, after_items, _ = _measure(cell, "stage 2", lambda: load_trained(
-                cell / "stage2", dtype=_dtype(settings)), data, settings, generate=False,
+            after, after_items, _ = _measure(cell, "stage 2", lambda: _merged(load_trained(
+                cell / "stage2", dtype=_dtype(settings))), data, settings, generate=False,
                 dolly=True)
             raw["after_stage2"] = after
             _write_lines(cell / "items_stage2.jsonl.gz", after_items)
