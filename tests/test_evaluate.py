@@ -278,14 +278,19 @@ def test_generate_answers_decodes_only_new_tokens(tiny, monkeypatch):
         return torch.cat([input_ids, tail], dim=1)
 
     monkeypatch.setattr(model, "generate", fake_generate)
-    assert generation.generate_answers(model, tokenizer, RECORDS[:3]) == ["东京"] * 3
+    finished = []
+    assert generation.generate_answers(model, tokenizer, RECORDS[:3],
+                                       finished=finished) == ["东京"] * 3
+    assert finished == [True] * 3  # the answer ended with the end token
 
     # max_new_tokens can cut a character in half: its first byte must not show up as U+FFFD.
     cut = tokenizer(" 东京", add_special_tokens=False)["input_ids"]
     cut += tokenizer("龍", add_special_tokens=False)["input_ids"][:1]  # not in the BPE sample
     reply[:] = cut
     assert tokenizer.decode(cut).endswith("\ufffd")
-    assert generation.generate_answers(model, tokenizer, RECORDS[:1]) == ["东京"]
+    assert generation.generate_answers(model, tokenizer, RECORDS[:1], finished=finished) == \
+        ["东京"]
+    assert finished == [False]  # cut off by max_new_tokens, no end token
 
 
 # --- whole evaluation, reports, errors ---------------------------------------------------

@@ -1,80 +1,25 @@
-"""The curriculum experiment: the link-broken control, probes on unseen items, statistics, and
-the three phases end to end on tiny-random (the run phase with the text tools blocked, as on
-the GPU machine)."""
+"""The curriculum experiment end to end on tiny-random (the run phase with the text tools
+blocked, as on the GPU machine): settings, probes on unseen items with their strata and the
+generated sample, resumable cells with raw answers, metrics.json's schema, the claims'
+verdicts, and the score phase rerun from the committed fixture alone."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections import Counter, defaultdict
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from qeu_utils.core.records import make_record, read_jsonl
-from qeu_utils.experiment.controls import break_links
+from qeu_utils.core.records import read_jsonl
+from qeu_utils.experiment.layout import ITEMS, RAW, _read_lines, read_json_gz
 from qeu_utils.experiment.metrics import answers_correctly, soft_match
 from qeu_utils.experiment.run import run
 from qeu_utils.experiment.settings import TEXT_TOOL_MODULES, resolve_settings
-from qeu_utils.experiment.stats import compare, paired_bootstrap, t_interval
 
-
-def _record(task, output, n):
-    return make_record(category="kanji", task=task, instruction=f"q{n}", output=output,
-                       lang="ja>zh", source="test")
-
-
-def test_break_links_deranges_answers_within_each_task():
-    records = [_record("a", out, i) for i, out in enumerate("甲乙丙丁戊己庚辛")]
-    records += [_record("b", "同", 10 + i) for i in range(3)]  # every answer identical
-    records += [_record("c", out, 20 + i) for i, out in enumerate("xxyz")]  # a duplicate
-    broken, report = break_links(records, seed=0)
-    assert [r["instruction"] for r in broken] == [r["instruction"] for r in records]
-    by_task = defaultdict(list)
-    for before, after in zip(records, broken, strict=True):
-        by_task[before["task"]].append((before["output"], after["output"]))
-    for task, pairs in by_task.items():
-        assert Counter(b for b, _ in pairs) == Counter(a for _, a in pairs), task
-    assert all(b != a for b, a in by_task["a"] + by_task["c"])
-    assert report["kanji/b"]["kept_own_answer"] == 3 and "identical" in report["kanji/b"]["note"]
-    assert report["kanji/a"]["kept_own_answer"] == 0
-    assert break_links(records, seed=0)[0] == broken
-    assert break_links(records, seed=1)[0] != broken
-
-
-def test_a_dominant_answer_is_counted_not_hidden():
-    records = [_record("a", out, i) for i, out in enumerate("xxxy")]
-    _, report = break_links(records, seed=0)
-    assert report["kanji/a"]["kept_own_answer"] >= 2  # 3 × x among 4: 2 must keep an x
-
-
-def test_t_interval_uses_exact_quantiles_beyond_nine_degrees_of_freedom():
-    from scipy.stats import t
-
-    diffs = [0.1 * k for k in range(12)]
-    lo, hi = t_interval(diffs)
-    mean = sum(diffs) / 12
-    sd = (sum((d - mean) ** 2 for d in diffs) / 11) ** 0.5
-    assert hi - mean == pytest.approx(t.ppf(0.975, 11) * sd / 12 ** 0.5)
-    assert t.ppf(0.975, 11) > 2.2  # the old table fell back to 1.96 here
-    assert t_interval([1.0]) is None
-
-
-def test_paired_bootstrap_covers_a_constant_shift_exactly():
-    lo, hi = paired_bootstrap([[0.5] * 20], [1.0] * 20)
-    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
-    lo, hi = paired_bootstrap([[0.0, 1.0] * 20], [1.0] * 40)
-    assert lo < 0.5 < hi
-
-
-def test_compare_reads_lower_is_better_and_needs_the_interval_to_exclude_zero():
-    per_item = {("B", 0): {"dolly_loss": ([1.0, 1.1, 0.9], [1, 1, 1]),
-                           "probe_exact": ([1.0, 0.0, 1.0], [1, 1, 1])},
-                ("A", 0): {"dolly_loss": ([2.0, 2.1, 1.9], [1, 1, 1]),
-                           "probe_exact": ([0.0, 1.0, 1.0], [1, 1, 1])}}
-    rows = {r["metric"]: r for r in compare(per_item, "B", "A", [0])}
-    assert rows["dolly_loss"]["difference"] == pytest.approx(-1.0)
-    assert rows["dolly_loss"]["verdict"] == "B better"
-    assert rows["probe_exact"]["verdict"] == "no clear difference"
+FIXTURE = Path(__file__).parent / "data" / "curriculum-fixture"
 
 
 @pytest.mark.parametrize("answer, expected, kind, hit", [
@@ -95,20 +40,24 @@ def test_answers_correctly_needs_a_whole_word():
 
 
 def test_settings_come_from_the_profile_and_refuse_unknown_keys():
-    settings = resolve_settings("cpu")
-    assert settings["model"] == "gemma3-270m" and settings["precision"] == "fp32"
-    assert settings["stage1_epochs"] == 10 and settings["conditions"] == ["A", "B", "C"]
-    assert settings["probes_per_kind"] >= 200
+    for profile in ("cpu", "t4"):
+        settings = resolve_settings(profile)
+        assert settings["model"] == "gemma3-270m" and len(settings["seeds"]) >= 5
+        assert settings["conditions"] == ["base", "B", "C-changed", "C-swap"]
+        assert settings["durability"] is False and settings["generate_per_kind"] == 100
+        assert settings["max_new_tokens"] >= 48  # answers may finish (en → polite: ~17 chars)
+    assert resolve_settings("cpu")["precision"] == "fp32"
     with pytest.raises(ValueError, match="unknown experiment setting"):
         resolve_settings("cpu", stage3_steps=4)
-    with pytest.raises(ValueError, match="must include A, B and C"):
-        resolve_settings("cpu", conditions=["A", "B"])
+    with pytest.raises(ValueError, match="conditions must be"):
+        resolve_settings("cpu", conditions=["base", "B"])
 
 
-TINY = ["--profile", "cpu", "--model", "tiny-random", "--seeds", "0", "--stage1-epochs", "1",
-        "--stage1-max-steps", "2", "--stage2-steps", "2", "--batch-size", "2",
-        "--probes-per-kind", "2", "--max-new-tokens", "4", "--n-kanji", "5", "--n-sentences",
-        "4", "--n-lens", "3", "--init-size", "60", "--dolly-eval-records", "3"]
+TINY = ["--profile", "cpu", "--model", "tiny-random", "--seeds", "0", "1", "--stage1-epochs",
+        "1", "--stage1-max-steps", "2", "--batch-size", "2", "--probes-per-kind", "3",
+        "--generate-per-kind", "4", "--max-new-tokens", "6", "--n-kanji", "6",
+        "--n-sentences", "4", "--n-lens", "4", "--init-size", "60", "--dolly-eval-records",
+        "3", "--durability", "--stage2-steps", "2", "--gate", "results/gate-gemma3-270m"]
 
 
 @pytest.fixture(scope="module")
@@ -118,74 +67,94 @@ def experiment(tmp_path_factory):
     from qeu_utils.__main__ import main
 
     out = tmp_path_factory.mktemp("exp") / "curriculum"
-    assert main(["experiment", "curriculum", *TINY, "--out", str(out), "--phase", "prepare"]) == 0
+    gate = ["--gate", str(Path(__file__).parents[1] / "results" / "gate-gemma3-270m")]
+    args = [*TINY[:-2], *gate, "--out", str(out)]
+    assert main(["experiment", "curriculum", *args, "--phase", "prepare"]) == 0
     blocked = "; ".join(f"sys.modules[{m!r}] = None" for m in TEXT_TOOL_MODULES)
-    argv = ["experiment", "curriculum", *TINY, "--out", str(out), "--phase", "run"]
+    argv = ["experiment", "curriculum", *args, "--phase", "run"]
     code = f"import sys; {blocked}; from qeu_utils.__main__ import main; sys.exit(main({argv!r}))"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert main(["experiment", "curriculum", *TINY, "--out", str(out), "--phase", "score"]) == 0
+    assert main(["experiment", "curriculum", *args, "--phase", "score"]) == 0
     return out, done.stdout + done.stderr
 
 
 def test_metrics_json_schema(experiment):
     out, _ = experiment
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    for key in ("model", "seeds", "stage1_epochs", "probes", "conditions", "comparisons",
-                "environment", "wall_time_s", "command"):
-        assert key in metrics, key
-    assert metrics["model"] == "tiny-random" and metrics["seeds"] == [0]
-    assert set(metrics["conditions"]) == {"A", "B", "C"}
-    for condition in "ABC":
-        values = metrics["conditions"][condition]
-        assert {"probe_exact", "dolly_loss", "kanji_gap_unseen", "kanji_gap_seen",
-                "lens_p_answer_unseen", "plain_zh_gap"} <= set(values)
-        assert all(len(v) == 1 for v in values.values())
-    assert set(metrics["comparisons"]) == {"B-A", "B-C"}
-    for rows in metrics["comparisons"].values():
-        assert rows
-        for row in rows:
-            assert {"metric", "difference", "ci_lo", "ci_hi", "verdict"} <= set(row)
-            assert row["ci_lo"] <= row["difference"] <= row["ci_hi"]
-    assert set(metrics["probes"]) and all(n == 2 for n in metrics["probes"].values())
-    manifest = json.loads((out / "data" / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["dolly"]["eval"] == 3
-    raw = json.loads((out / "runs" / "A-s0" / "raw.json").read_text(encoding="utf-8"))
-    assert len(raw["dolly_loss"]) == 3
+    assert metrics["model"] == "tiny-random" and metrics["seeds"] == [0, 1]
+    assert {"base", "B", "C-changed", "C-swap"} == set(metrics["conditions"])
+    assert metrics["measured_after"] == "stage 1"
+    assert set(metrics["primary"]) == {"recognition", "rule", "representation"}
+    for claim, entry in metrics["primary"].items():
+        assert {"metric", "difference", "ci_lo", "ci_hi", "method", "verdict"} <= set(entry)
+        assert entry["verdict"] in ("supported", "not supported", "not testable on this model")
+        assert entry["ci_lo"] <= entry["difference"] <= entry["ci_hi"], claim
+        assert "seeds and items resampled together" in entry["method"]
+        assert all("p_holm" in r and r["n_seeds"] == 2 for r in entry["comparisons"])
+    assert metrics["primary"]["recognition"]["metric"] == "margin_changed"
+    assert len(metrics["primary"]["recognition"]["comparisons"]) == 2
+    strata = metrics["strata"]
+    assert sum(strata["counts"].values()) == metrics["primary"]["recognition"]["comparisons"][
+        0]["n_items"]
+    assert set(strata["B-C-changed"]) <= {"K", "both", "J", "neither", "outside", "K_minus_rest"}
+    for c in ("B", "C-changed", "C-swap"):
+        assert len(metrics["stage1"]["final_loss"][c]) == 2
+        assert all(x is not None for x in metrics["stage1"]["final_loss"][c])
+        assert metrics["stage1"]["tokens_per_epoch"][c]["records"] == 54
+    assert metrics["durability"] and metrics["durability"]["B-C-changed"]
     assert {"torch", "transformers", "peft", "trl"} <= set(metrics["environment"]["versions"])
-    assert metrics["environment"]["device"] == "cpu"
-    assert set(metrics["wall_time_s"]) == {"base", "A-s0", "B-s0", "C-s0"}
+    assert set(metrics["wall_time_s"]) == {"base", *(f"{c}-s{s}" for c in
+                                                     ("B", "C-changed", "C-swap") for s in (0, 1))}
     assert metrics["wall_time_s"]["B-s0"]["stage1_s"] > 0
-    assert "experiment curriculum" in metrics["command"]
+    assert metrics["cost"]["estimate"]["cells"] == 7
     text = (out / "report.md").read_text(encoding="utf-8")
-    assert "| probe_exact |" in text and "## What the comparisons say" in text
-    assert "the answer format (one form, the asked script) carries to unseen items" in text
-    assert "the model produces the other form of items it never trained on" in text
-    for name in ("metrics_by_condition.png", "differences.png", "stage1_curves.png"):
+    assert text.index("## Pre-registered primary endpoints") < text.index("## Verdicts")
+    assert "## What the comparisons say" in text and "## Caveats" in text
+    for claim in metrics["primary"]:
+        assert f"- **{claim}: {metrics['primary'][claim]['verdict']}**" in text
+    for name in ("differences.png", "stage1_curves.png", "foil_retrieval.png"):
         assert (out / name).stat().st_size > 1000, name
 
 
-def test_the_control_is_a_derangement_of_bs_answers_within_each_task(experiment):
+def test_raw_answers_and_margins_are_kept_per_item(experiment):
     out, _ = experiment
-    b = read_jsonl(out / "data" / "init" / "train.jsonl")
-    c = read_jsonl(out / "data" / "init_broken" / "train.jsonl")
-    manifest = json.loads((out / "data" / "manifest.json").read_text(encoding="utf-8"))
-    assert [(r["task"], r["instruction"], r["input"]) for r in b] == \
-        [(r["task"], r["instruction"], r["input"]) for r in c]
-    outputs = defaultdict(lambda: (Counter(), Counter()))
-    for rb, rc in zip(b, c, strict=True):
-        key = f"{rb['category']}/{rb['task']}"
-        outputs[key][0][rb["output"]] += 1
-        outputs[key][1][rc["output"]] += 1
-        if rb["output"] == rc["output"]:
-            assert manifest["derangement"][key]["kept_own_answer"] > 0, key
-            assert manifest["derangement"][key]["note"], key
-    for key, (before, after) in outputs.items():
-        assert before == after, key
-    swapped = sum(rb["output"] != rc["output"] for rb, rc in zip(b, c, strict=True))
-    assert swapped > 0.8 * len(b)
+    probes = _read_lines(out / "data" / "probes.jsonl.gz")
+    for cell in ("base", "B-s0", "C-swap-s1"):
+        items = _read_lines(out / "runs" / cell / ITEMS)
+        answered = [r for r in items if "answer" in r]
+        assert len(answered) == sum(p["generate"] for p in probes)
+        assert all(isinstance(r["finished"], bool) for r in answered)
+        margins = [r for r in items if "margin" in r]
+        assert margins and all(probes[r["i"]]["changed"] for r in margins)
+        assert all(r["margin"] == pytest.approx(r["logp"] - r["rival_logp"], abs=2e-4)
+                   for r in margins)
+    raw = read_json_gz(out / "runs" / "B-s0" / RAW)
+    assert raw["after_stage2"]["dolly_loss"] and raw["stage1_tokens"]["tokens"] > 0
+    scores = _read_lines(out / "scores.jsonl.gz")
+    assert {r["cell"] for r in scores} >= {"base", "B-s0"}
+    assert any("exact" in r for r in scores) and any("compliant" in r for r in scores)
+
+
+def test_probes_carry_strata_and_the_generated_sample_spans_every_direction(experiment):
+    out, _ = experiment
+    probes = _read_lines(out / "data" / "probes.jsonl.gz")
+    assert any(p["stratum"] for p in probes)  # some probe items are in the gate
+    generated = [p for p in probes if p["generate"]]
+    by_item_kind = {}
+    for p in generated:
+        by_item_kind.setdefault(p["kind"].split("_")[0], set()).add(p["kind"])
+    assert set(by_item_kind) == {"kanji", "country", "loanword", "style"}
+    assert all(len(kinds) >= 2 for kinds in by_item_kind.values())  # spread over directions
+    assert sum(p["kind"].startswith("kanji") for p in generated) == 4
+    for p in probes:
+        assert p["changed"] == (p["rival"] not in p["expected"])
+    rule = _read_lines(out / "data" / "rule.jsonl")
+    assert len(rule) == 8 and {r["register"] for r in rule} == {"plain", "polite"}
+    assert all("語" not in r["record"]["instruction"] or "外国語" in r["record"]["instruction"]
+               for r in rule)  # names no language
 
 
 def test_no_probe_item_occurs_in_any_training_split(experiment):
@@ -194,12 +163,12 @@ def test_no_probe_item_occurs_in_any_training_split(experiment):
     out, _ = experiment
     data = out / "data"
     train = read_jsonl(data / "init" / "train.jsonl")
-    training = train + read_jsonl(data / "init_broken" / "train.jsonl") + \
-        read_jsonl(data / "dolly" / "part-1-of-4.jsonl")
+    training = train + read_jsonl(data / "init_changed" / "train.jsonl") + read_jsonl(
+        data / "init_swap" / "train.jsonl") + read_jsonl(data / "dolly" / "part-1-of-4.jsonl")
     texts = "\n".join(f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in training)
     ids = {r["id"] for r in training}
     taught = kanji_forms_in(train)
-    probes = [json.loads(line) for line in (data / "probes.jsonl").read_text().splitlines()]
+    probes = _read_lines(data / "probes.jsonl.gz")
     assert probes
     for probe in probes:
         record = probe["record"]
@@ -213,6 +182,8 @@ def test_no_probe_item_occurs_in_any_training_split(experiment):
             assert probe["item"].removeprefix("word:") not in texts
         else:
             assert record["input"] not in texts and record["output"] not in texts
+    for row in _read_lines(data / "rule.jsonl"):
+        assert row["record"]["input"] not in texts and row["rival"] not in texts
 
 
 def test_seen_and_unseen_kanji_are_disjoint(experiment):
@@ -228,9 +199,11 @@ def test_seen_and_unseen_kanji_are_disjoint(experiment):
     assert not any(f in taught for k in unseen for f in k)
 
 
-def test_a_finished_cell_is_never_rerun(experiment):
+def test_a_cost_estimate_comes_first_and_a_finished_cell_is_never_rerun(experiment):
     out, log = experiment
-    assert "base: start" in log and "C-s0: done" in log
+    assert "cost estimate: 7 cell(s) to run (6 trained" in log
+    assert log.index("cost estimate") < log.index("base: start")
+    assert "C-swap-s1: done" in log
     settings = json.loads((out / "data" / "manifest.json").read_text())["settings"]
     assert run(out, settings) == []
 
@@ -241,14 +214,12 @@ def test_prepare_refuses_a_directory_prepared_with_other_data_settings(experimen
     out, _ = experiment
     settings = json.loads((out / "data" / "manifest.json").read_text())["settings"]
     with pytest.raises(ValueError, match="probes_per_kind"):
-        prepare(out, {**settings, "probes_per_kind": 3})
+        prepare(out, {**settings, "probes_per_kind": 4})
     with pytest.raises(ValueError, match="dolly_eval_records: 3 → None"):
         prepare(out, {**settings, "dolly_eval_records": None})
 
 
 def test_a_setting_added_later_at_its_default_matches_an_older_manifest(experiment, tmp_path):
-    import shutil
-
     from qeu_utils.experiment.prepare import prepare
 
     out, _ = experiment
@@ -260,35 +231,93 @@ def test_a_setting_added_later_at_its_default_matches_an_older_manifest(experime
     assert prepare(older, {**manifest["settings"], "dolly_eval_records": None}) == manifest
 
 
-def test_conditions_start_stage_2_from_the_same_lora_initialisation(experiment):
-    """A (fresh adapter on the base) and B (fresh adapter on base + merged stage 1) get the
-    same LoRA A matrices, and B is the only thing that differs: the merged weights."""
+def test_every_condition_starts_stage_1_from_the_same_lora_initialisation(experiment):
+    """B and the controls get the same LoRA A matrices from the same seed: the data is the
+    only thing that differs."""
+    from qeu_utils.experiment.layout import STAGE1_DATA
     from qeu_utils.experiment.run import _train_config
     from qeu_utils.training.trainer import build_trainer
 
     out, _ = experiment
     settings = json.loads((out / "data" / "manifest.json").read_text())["settings"]
-    dolly = str(out / "data" / "dolly" / "part-1-of-4.jsonl")
 
-    def lora_a(init_from):
-        config = _train_config(settings, 0, stage=2, dataset=dolly, output_dir=str(
-            out / "scratch"), max_steps=1, init_from=init_from, chain="merge")
+    def lora_a(condition):
+        config = _train_config(settings, 0, stage=1, dataset=str(
+            out / "data" / STAGE1_DATA[condition]), output_dir=str(out / "scratch"), max_steps=1)
         model = build_trainer(config)["trainer"].model
         return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n}
 
-    a = lora_a(None)
-    b = lora_a(str(out / "runs" / "B-s0" / "stage1"))
-    assert a.keys() == b.keys() and a
-    assert all(bool((a[n] == b[n]).all()) for n in a)
+    b, swap = lora_a("B"), lora_a("C-swap")
+    assert b.keys() == swap.keys() and b
+    assert all(bool((b[n] == swap[n]).all()) for n in b)
 
 
-def test_asked_form_is_the_input_or_the_quoted_text():
-    from qeu_utils.experiment.metrics import METRICS, asked_form
+def _cells(effect: float, floor: bool = False):
+    """Synthetic per-item values of every cell: B ahead of both controls by ``effect``."""
+    from qeu_utils.experiment.score import Cells
 
-    assert asked_form({"input": "鉄", "instruction": "次の日本の漢字を簡体字に直して。"}) == "鉄"
-    quoted = {"input": "", "instruction": "日本の漢字「山」を中国語の簡体字で書いて。"}
-    assert asked_form(quoted) == "山"
-    assert asked_form({"input": "", "instruction": "国名を答えて。"}) == ""
-    # copying the asked form shows the format; producing a different form is the claim
-    assert METRICS["probe_exact_copy"][1] == "format"
-    assert METRICS["probe_exact_changed"][1] == "transfer"
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, 40)
+    per = {("base", None): {}}
+    for condition in ("B", "C-changed", "C-swap"):
+        for s in range(5):
+            per[(condition, s)] = {}
+    for metric in ("margin_changed", "rule_margin", "kanji_gap_unseen"):
+        per[("base", None)][metric] = (list(base), [1.0] * 40)
+        for (condition, s) in [k for k in per if k[0] != "base"]:
+            values = base + (effect if condition == "B" else 0.0) + rng.normal(0, 0.1, 40)
+            per[(condition, s)][metric] = (list(values), [1.0] * 40)
+    return Cells(per, list(range(5)))
+
+
+def test_claim_verdicts():
+    from qeu_utils.experiment.metrics import MIN_K_SHARE
+    from qeu_utils.experiment.score import primary_endpoints
+
+    gate = {"K_share": 0.18, "K_share_ci95": [0.15, 0.21], "K_count": 142, "n_items": 778}
+    shown = primary_endpoints(_cells(0.5), gate, {})
+    assert {c: e["verdict"] for c, e in shown.items()} == {
+        "recognition": "supported", "rule": "supported", "representation": "supported"}
+    assert shown["recognition"]["comparison"] == "B-C-changed"
+    assert shown["recognition"]["comparisons"][1]["p_holm"] >= \
+        shown["recognition"]["comparisons"][1]["p"]
+    null = primary_endpoints(_cells(0.0), gate, {})
+    assert null["rule"]["verdict"] == "not supported"
+    assert "B-C-swap: no clear difference" in null["rule"]["reason"]
+    english = {**gate, "K_share": 0.006, "K_share_ci95": [0.001, 0.013]}
+    assert MIN_K_SHARE > 0.013
+    untestable = primary_endpoints(_cells(0.5), english, {})
+    assert all(e["verdict"] == "not testable on this model" for e in untestable.values())
+    assert "knowledge gate" in untestable["recognition"]["reason"]
+
+
+def _close(a, b, path="metrics"):
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{k}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def test_the_score_phase_reruns_from_the_committed_raw_answers_alone(tmp_path):
+    """tests/data/curriculum-fixture holds what a result commits (data/manifest.json, the
+    probes, each cell's raw.json.gz and items.jsonl.gz, the cost estimate) and the
+    metrics.json the score phase made of it: scoring again gives the same metrics.json."""
+    from qeu_utils.experiment.score import score
+
+    out = tmp_path / "fixture"
+    shutil.copytree(FIXTURE, out)
+    expected = json.loads((FIXTURE / "metrics.json").read_text(encoding="utf-8"))
+    (out / "metrics.json").unlink()
+    result = score(out, command=expected["commands"]["score"])
+    _close(json.loads((out / "metrics.json").read_text(encoding="utf-8")), expected)
+    assert result["seeds"] == expected["seeds"]
+    size = sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file())
+    assert size < 400_000  # a small fixture

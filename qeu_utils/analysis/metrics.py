@@ -19,6 +19,7 @@ import torch
 __all__ = [
     "alignment",
     "alignment_items",
+    "foil_retrieval",
     "style_linkage",
     "style_linkage_items",
     "unit_vectors",
@@ -102,6 +103,20 @@ def alignment_items(a, b, *, center: bool = False) -> dict[str, np.ndarray]:
     others = (sim.sum(axis=2) - diag) / (n - 1)  # each row's mean non-matching cosine
     rank = 1 + (sim > diag[:, :, None]).sum(axis=2)
     return {"matched": diag.copy(), "others": others, "gap": diag - others, "rank": rank}
+
+
+def foil_retrieval(a, b, foils: list[list[int]], *, center: bool = False) -> np.ndarray:
+    """Retrieval@1 against orthographic foils, ``[layers, n]``: 1 where ``b[i]`` is nearer to
+    ``a[i]`` than every ``b[j]`` with ``j`` in ``foils[i]`` (forms that share bytes or a token
+    with ``b[i]``, which alone move cosines), else 0; NaN where ``foils[i]`` is empty. Ties
+    count in the item's favour, as in :func:`alignment_items`."""
+    a, b = _units(a, b, center=center)
+    sim = torch.einsum("lih,ljh->lij", a, b).double().numpy()  # [L, n, n]
+    out = np.full(sim.shape[:2], np.nan)
+    for i, js in enumerate(foils):
+        if js:
+            out[:, i] = (sim[:, i, i] >= sim[:, i, js].max(axis=1)).astype(float)
+    return out
 
 
 def style_linkage(plain, polite, zh, en, *, n_boot: int = 1000, seed: int = 0,

@@ -194,10 +194,11 @@ def cmd_export(args) -> int:
 
 def cmd_experiment_curriculum(args) -> int:
     settings = resolve_settings(
-        args.profile, model=args.model, seeds=args.seeds, conditions=args.conditions,
-        precision=args.precision, stage1_epochs=args.stage1_epochs,
-        stage1_max_steps=args.stage1_max_steps, stage2_steps=args.stage2_steps,
+        args.profile, model=args.model, seeds=args.seeds, precision=args.precision,
+        stage1_epochs=args.stage1_epochs, stage1_max_steps=args.stage1_max_steps,
+        durability=args.durability, stage2_steps=args.stage2_steps,
         batch_size=args.batch_size, probes_per_kind=args.probes_per_kind,
+        generate_per_kind=args.generate_per_kind, gate=args.gate,
         max_new_tokens=args.max_new_tokens, n_kanji=args.n_kanji,
         n_sentences=args.n_sentences, n_lens=args.n_lens, init_size=args.init_size,
         dolly_source=args.dolly_source, dolly_eval_records=args.dolly_eval_records,

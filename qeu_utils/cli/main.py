@@ -122,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     gate.set_defaults(func=cmd_gate)
 
     experiment = commands.add_parser(
-        "experiment", help="experiments: curriculum = conditions A/B/C over seeds")
+        "experiment", help="experiments: curriculum = base, B and two controls over seeds")
     experiment_cmds = experiment.add_subparsers(dest="experiment", required=True,
                                                 metavar="EXPERIMENT")
     cur = experiment_cmds.add_parser(
-        "curriculum", help="stage 2 alone (A), after stage 1 (B), after link-broken stage 1 (C)")
+        "curriculum", help="base, stage 1 (B), changed pairs deranged (C-changed), the style "
+        "rule swapped (C-swap); measured after stage 1")
     cur.add_argument("--profile", default="cpu",
                      help="cpu, t4, l4, a100 or a profile YAML: budgets and model (default cpu)")
     cur.add_argument("--out", type=Path, required=True, help="experiment directory (resumable)")
@@ -134,17 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
                      default=["prepare", "run", "score"],
                      help="prepare (needs the text tools), run (trains; GPU), score; default all")
     cur.add_argument("--seeds", type=int, nargs="+", help="default: the profile's")
-    cur.add_argument("--conditions", nargs="+", choices=["A", "B", "C", "D"],
-                     help="default A B C (+ D where the profile asks for extra stage-2 steps)")
     cur.add_argument("--model", help="override the profile's model (alias, Hub id or dir)")
     cur.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"],
                      help="default: fp32 for the cpu profile everywhere, else the profile's")
     cur.add_argument("--stage1-epochs", type=float)
     cur.add_argument("--stage1-max-steps", type=int, help="cap stage 1 (tests, smoke runs)")
-    cur.add_argument("--stage2-steps", type=int)
+    cur.add_argument("--durability", action="store_true", default=None,
+                     help="after the stage-1 measurement, train stage 2 and measure again")
+    cur.add_argument("--stage2-steps", type=int, help="stage 2's steps (with --durability)")
     cur.add_argument("--batch-size", type=int)
     cur.add_argument("--probes-per-kind", type=int)
-    cur.add_argument("--max-new-tokens", type=int)
+    cur.add_argument("--generate-per-kind", type=int,
+                     help="generated answers per kind of item (kanji, country, loanword, style)")
+    cur.add_argument("--max-new-tokens", type=int, help="how long a generated answer may grow")
+    cur.add_argument("--gate", help="the knowledge gate's result folder (default "
+                     "results/gate-<model> when it exists): strata and testability")
     cur.add_argument("--generation-batch-size", type=int)
     cur.add_argument("--n-kanji", type=int)
     cur.add_argument("--n-sentences", type=int)

@@ -57,11 +57,14 @@ def pad_id(tokenizer) -> int:
 
 
 def generate_answers(model, tokenizer, records, *, template: str = "auto",
-                     max_new_tokens: int = 48, batch_size: int = 8, progress=False) -> list[str]:
+                     max_new_tokens: int = 48, batch_size: int = 8, progress=False,
+                     finished: list | None = None) -> list[str]:
     """Greedy answers, one string per record, in the records' order. Prompts are rendered as
     in training, batched with LEFT padding (prompts of similar length together); only the new
     tokens are decoded (special tokens skipped, whitespace and a character cut off at
-    ``max_new_tokens`` stripped). ``progress``: a tqdm bar (a string labels it)."""
+    ``max_new_tokens`` stripped). ``progress``: a tqdm bar (a string labels it). ``finished``:
+    a list to fill with one flag per record, whether its answer ended (an end token or a stop
+    string) before ``max_new_tokens``."""
     import torch
     from transformers import GenerationConfig
 
@@ -76,6 +79,7 @@ def generate_answers(model, tokenizer, records, *, template: str = "auto",
                               pad_token_id=pad, eos_token_id=eos,
                               stop_strings=stop_strings(template) or None)
     answers = [""] * len(records)
+    ended = [False] * len(records)
     order = sorted(range(len(records)), key=lambda i: -len(prompts[i]))
     was_training = model.training
     model.eval()
@@ -93,12 +97,18 @@ def generate_answers(model, tokenizer, records, *, template: str = "auto",
                 out = model.generate(input_ids=ids.to(model.device),
                                      attention_mask=mask.to(model.device),
                                      generation_config=config, tokenizer=tokenizer)
-                texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+                new = out[:, width:]
+                texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+                stops = stop_strings(template)
                 for row, i in enumerate(batch):
+                    ended[i] = (any(int(t) in eos for t in new[row])
+                                or any(s in texts[row] for s in stops))
                     # A character cut by max_new_tokens decodes to U+FFFD: drop that stub.
                     answers[i] = cut_at_stop(texts[row], template).rstrip("\ufffd").strip()
     finally:
         model.train(was_training)
+    if finished is not None:
+        finished[:] = ended
     return answers
 
 

@@ -1,61 +1,69 @@
-"""What the score phase measures: each metric's definition and the part of the claim it
-speaks to, and how one cell's raw answers and measurements become per-item values."""
+"""What the score phase measures: the pre-registered primary endpoint of each claim, every
+metric's definition, and how one cell's raw measurements and answers become per-item values.
+
+The primary endpoints (:data:`PRIMARY`) are fixed here, before any run, and the report states
+them before its numbers. Everything else is secondary (:data:`METRICS`) or, per kind of probe,
+exploratory.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
 
-from qeu_utils.evaluation.scoring import compliant, exact_match
-
-# metric → (better, part of the claim it speaks to, description)
+# claim → (what it says, primary metric, primary comparisons, what the claim predicts)
+PRIMARY = {
+    "recognition": (
+        "the model recognises unseen items through their other form (認識)",
+        "margin_changed", ("B-C-changed", "B-C-swap"),
+        "B > C-changed and B > C-swap; a larger effect in K (known from Chinese) than outside"),
+    "rule": (
+        "stage 1 teaches the rule 常体 → 中国語, 敬体 → 英語",
+        "rule_margin", ("B-C-swap",),
+        "B > C-swap: with an instruction that names no language, B answers a plain sentence in "
+        "Chinese and a polite one in English more than the swapped control does"),
+    "representation": (
+        "Japanese moves towards its Chinese counterpart (日本語のベクトル＝中国語のベクトル)",
+        "kanji_gap_unseen", ("B-C-changed", "B-C-swap"),
+        "B > C-changed and B > C-swap on unseen kanji"),
+}
+COMPARISONS = ("B-C-changed", "B-C-swap", "B-base")
+# The gate decides whether a claim about Chinese can be tested on this model at all: the lower
+# end of the 95% interval of the share of items known from Chinese only (K) must reach this.
+MIN_K_SHARE = 0.05
+_P = (0.0, 1.0)
+# metric → (better, bounds (a floor/ceiling every item can sit at) or None, description)
 METRICS = {
-    "probe_exact": ("higher", "format", "exact match, all short-answer probes on unseen items"),
-    "probe_soft": ("higher", "format", "expected form in the first line, unseen items"),
-    "probe_exact_copy": ("higher", "format", "exact match where the answer is the asked form "
-                                             "itself (kanji written the same: 山 → 山)"),
-    "probe_exact_changed": ("higher", "transfer", "exact match where the answer differs from "
-                                                  "the asked form (鉄 → 铁, イタリア → Italy)"),
-    "probe_soft_changed": ("higher", "transfer", "expected form in the first line, answer "
-                                                 "differs from the asked form"),
-    "style_compliance": ("higher", "transfer", "answer in the linked language/style, unseen "
-                                               "sentences"),
-    "dolly_loss": ("lower", "stage2", "held-out Dolly loss (part 4)"),
-    "init_eval_loss": ("lower", "stage2", "loss on the init eval split (B and C trained on "
-                                          "its templates)"),
-    "forgetting_kept": ("higher", "forgetting", "English questions the base got right, still "
-                                                "right"),
-    "forgetting_loss": ("lower", "forgetting", "loss on those questions' answers"),
-    "kanji_gap_seen": ("higher", "representation", "kanji ja⇄簡 gap, seen kanji"),
-    "kanji_gap_unseen": ("higher", "representation", "kanji ja⇄簡 gap, unseen kanji"),
-    "kanji_mrr_seen": ("higher", "representation", "kanji ja→簡 retrieval MRR, seen"),
-    "kanji_mrr_unseen": ("higher", "representation", "kanji ja→簡 retrieval MRR, unseen"),
-    "kanji_top1_seen": ("higher", "representation", "kanji ja→簡 retrieval top-1, seen"),
-    "kanji_top1_unseen": ("higher", "representation", "kanji ja→簡 retrieval top-1, unseen"),
-    "plain_zh_gap": ("higher", "representation", "plain closer to zh than polite (unseen "
-                                                 "sentences)"),
-    "polite_en_gap": ("higher", "representation", "polite closer to en than plain (unseen "
-                                                  "sentences)"),
-    "lens_p_answer_seen": ("higher", "representation", "logit lens p(answer), last layer, seen "
-                                                       "kanji"),
-    "lens_p_answer_unseen": ("higher", "representation", "logit lens p(answer), last layer, "
-                                                         "unseen kanji"),
+    "margin_changed": ("higher", None, "teacher-forced margin (nats) of the right form over "
+                       "copying the question; unseen kanji, country and loanword probes whose "
+                       "answer differs from the question"),
+    "rule_margin": ("higher", None, "teacher-forced margin (nats) of plain → Chinese over "
+                    "English and polite → English over Chinese (their mean per sentence), one "
+                    "instruction that names no language; unseen sentences"),
+    "kanji_gap_unseen": ("higher", None, "kanji ja⇄簡 cosine gap (matched − others), unseen "
+                         "kanji, at the base model's best layer"),
+    "exact_changed": ("higher", _P, "exact match (answers allowed to finish), generated sample, "
+                      "answer differs from the question"),
+    "copy_rate": ("lower", _P, "the answer is the question's own form, generated sample, answer "
+                  "differs from the question"),
+    "exact_identity": ("higher", _P, "exact match where the answer is the question's own form "
+                       "(山 → 山): the format"),
+    "style_compliance": ("higher", _P, "style answer in the linked language or style, generated "
+                         "sample"),
+    "style_finished": ("higher", _P, "style answer ended (end token or stop string) within "
+                       "max_new_tokens"),
+    "kanji_gap_seen": ("higher", None, "kanji ja⇄簡 cosine gap, seen kanji"),
+    "kanji_top1_unseen": ("higher", _P, "kanji ja→簡 retrieval@1 among all unseen 簡 forms"),
+    "kanji_foil_top1_unseen": ("higher", _P, "kanji ja→簡 retrieval@1 against orthographic foils "
+                               "(簡 forms sharing the first token or UTF-8 bytes), unseen"),
+    "plain_zh_gap": ("higher", None, "plain sentence closer to its Chinese than polite is"),
+    "polite_en_gap": ("higher", None, "polite sentence closer to its English than plain is"),
+    "lens_p_answer_unseen": ("higher", None, "logit lens p(answer token), last layer, unseen "
+                             "kanji whose 簡 form is one token"),
+    "init_eval_loss": ("lower", None, "loss on the init eval split (held-out items)"),
+    "forgetting_loss": ("lower", None, "loss on the answers of English questions"),
+    "dolly_loss": ("lower", None, "held-out Dolly loss (after stage 2 only)"),
 }
-CLAIMS = {
-    "format": "the answer format (one form, the asked script) carries to unseen items",
-    "transfer": "the model produces the other form of items it never trained on (認識)",
-    "representation": "Japanese moves towards its Chinese/English counterparts (ノリ)",
-    "stage2": "stage 2 learns better after stage 1",
-    "forgetting": "what the model knew in English is kept",
-}
-
-
-def asked_form(record: dict) -> str:
-    """The text a probe asks about: its input, or the 「…」 quoted in the instruction."""
-    if record["input"]:
-        return record["input"]
-    quoted = re.search(r"「([^「」]+)」", record["instruction"])
-    return quoted.group(1) if quoted else ""
 
 
 def soft_match(answer: str, expected: list[str], kind: str) -> bool:
@@ -75,63 +83,74 @@ def answers_correctly(answer: str, accepted: list[str]) -> bool:
                for a in accepted)
 
 
-def _per_item(raw: dict, data: dict, layers: dict) -> dict:
-    """Metric → ``(values, weights)`` per item for one cell (weights: tokens for losses)."""
-    values: dict = {}
-    probes = data["probes"]
-    exact, soft, comply = [], [], []
-    changed, changed_soft, copied = [], [], []
-    per_kind: dict[str, list[float]] = defaultdict(list)
-    for probe, answer in zip(probes, raw["probe_answers"], strict=True):
-        kind = probe["kind"]
-        if kind.startswith("style_"):
-            ok = float(compliant(probe["record"], answer))
-            comply.append(ok)
-            per_kind[f"{kind}/compliance"].append(ok)
+def score_answers(items: list[dict], probes: list[dict]) -> None:
+    """Add ``exact``, ``copy`` (short answers) or ``compliant`` (style) to each item row with
+    an answer (needs the text tools: ``detect_style``, the kanji answer forms)."""
+    from qeu_utils.evaluation.scoring import compliant, exact_match
+
+    for row in items:
+        if "answer" not in row:
+            continue
+        probe = probes[row["i"]]
+        if probe["kind"].startswith("style_"):
+            row["compliant"] = compliant(probe["record"], row["answer"])
         else:
-            hit = float(exact_match(answer, probe["record"]["output"], first_line=True))
-            near = float(soft_match(answer, probe["expected"], kind))
-            exact.append(hit)
-            soft.append(near)
-            per_kind[f"{kind}/exact"].append(hit)
-            per_kind[f"{kind}/soft"].append(near)
-            # A kanji written the same in both scripts (山 → 山) is answered by copying the
-            # question: that shows the format, not that the model knows the other form.
-            if asked_form(probe["record"]) in probe["expected"]:
-                copied.append(hit)
-            else:
-                changed.append(hit)
-                changed_soft.append(near)
-    for name, xs in (("probe_exact", exact), ("probe_soft", soft),
-                     ("probe_exact_changed", changed), ("probe_soft_changed", changed_soft),
-                     ("probe_exact_copy", copied), ("style_compliance", comply)):
-        values[name] = xs
-    for name, rows in (("dolly_loss", raw["dolly_loss"]), ("init_eval_loss",
-                                                           raw["init_eval_loss"])):
-        values[name] = ([r["nll"] / max(r["tokens"], 1) for r in rows],
-                        [r["tokens"] for r in rows])
-    keep = data["forgetting_keep"]
-    values["forgetting_kept"] = [float(answers_correctly(raw["forgetting_answers"][i],
-                                                         data["forgetting_answers"][i]))
-                                 for i in keep]
-    rows = [raw["forgetting_loss"][i] for i in keep]
-    values["forgetting_loss"] = ([r["nll"] / max(r["tokens"], 1) for r in rows],
-                                 [r["tokens"] for r in rows])
+            row["exact"] = exact_match(row["answer"], probe["record"]["output"], first_line=True)
+            row["copy"] = exact_match(row["answer"], probe["rival"], first_line=True) \
+                if probe["changed"] else False
+
+
+def per_item(raw: dict, items: list[dict], layers: dict) -> dict:
+    """Metric → ``(values, weights)`` per item for one cell, the items in the same order in
+    every cell (weights: tokens for losses, else 1); ``<metric>/<kind>`` rows are exploratory."""
+    values: dict = defaultdict(list)
+    for row in items:
+        kind = row["kind"]
+        if "margin" in row:
+            values["margin_changed"].append(row["margin"])
+            values[f"margin_changed/{kind}"].append(row["margin"])
+        if "answer" not in row:
+            continue
+        if kind.startswith("style_"):
+            values["style_compliance"].append(float(row["compliant"]))
+            values["style_finished"].append(float(row["finished"]))
+            values[f"style_compliance/{kind}"].append(float(row["compliant"]))
+        elif row["changed"]:
+            values["exact_changed"].append(float(row["exact"]))
+            values["copy_rate"].append(float(row["copy"]))
+            values[f"exact_changed/{kind}"].append(float(row["exact"]))
+        else:
+            values["exact_identity"].append(float(row["exact"]))
+    rule = raw.get("rule") or []
+    values["rule_margin"] = [(a + b) / 2 for a, b in zip(rule[0::2], rule[1::2], strict=True)]
+    result = {k: (v, [1.0] * len(v)) for k, v in values.items()}
+    for name in ("init_eval_loss", "forgetting_loss", "dolly_loss"):
+        if raw.get(name):
+            result[name] = ([r["nll"] / max(r["tokens"], 1) for r in raw[name]],
+                            [r["tokens"] for r in raw[name]])
     for part in ("seen", "unseen"):
         kanji = raw.get(f"kanji_{part}")
         if kanji:
             layer = layers["kanji"]
-            values[f"kanji_gap_{part}"] = kanji["gap"][layer]
-            values[f"kanji_mrr_{part}"] = [1.0 / r for r in kanji["rank"][layer]]
-            values[f"kanji_top1_{part}"] = [float(r == 1) for r in kanji["rank"][layer]]
-        if raw.get(f"lens_{part}"):
-            values[f"lens_p_answer_{part}"] = raw[f"lens_{part}"][-1]
+            result[f"kanji_gap_{part}"] = _ones(kanji["gap"][layer])
+            if part == "unseen":
+                result["kanji_top1_unseen"] = _ones([float(r == 1) for r in kanji["rank"][layer]])
+                result["kanji_foil_top1_unseen"] = _ones(
+                    [x for x in kanji["foil_top1"][layer] if x is not None])
+        lens = (raw.get(f"lens_{part}") or {}).get("p_answer")
+        if lens:
+            result[f"lens_p_answer_{part}"] = _ones(lens[-1])
     if raw.get("style"):
         for key in ("plain_zh_gap", "polite_en_gap"):
-            values[key] = raw["style"][key][layers["style"]]
-    result = {}
-    for name, v in {**values, **per_kind}.items():
-        vals, weights = v if isinstance(v, tuple) else (v, [1.0] * len(v))
-        if vals:
-            result[name] = (vals, weights)
-    return result
+            result[key] = _ones(raw["style"][key][layers["style"]])
+    return {k: v for k, v in result.items() if v[0]}
+
+
+def _ones(values: list) -> tuple[list, list]:
+    return list(values), [1.0] * len(values)
+
+
+def strata_of(items: list[dict]) -> list[str]:
+    """The gate stratum of each ``margin_changed`` item (``outside`` where not in the gate)."""
+    return [row["stratum"] or "outside" for row in items if "margin" in row]
+

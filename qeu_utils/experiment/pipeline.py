@@ -1,37 +1,39 @@
-"""Does the curriculum work? Conditions A / B / C over seeds, probed on items no run trained on.
+"""Does the curriculum work? Four conditions over seeds, measured right after stage 1 on items
+no run trained on, with one pre-registered primary endpoint per claim.
 
-For each seed, three runs end in a stage-2 model with the **same stage-2 budget, data order and
-LoRA initialisation** (TRL seeds the adapter from the config's seed):
+For each seed, three stage-1 runs with the **same records count, order, steps, budget and LoRA
+initialisation** (TRL seeds the adapter from the config's seed), and the base model once:
 
-- **A** — stage 2 only: a fresh adapter on the base model;
-- **B** — stage 1 on the initialization dataset at the recipe's budget, merged into the base,
-  then a fresh stage-2 adapter;
-- **C** — the control: stage 1 on a *link-broken* copy of the same records (each answer swapped
-  with another answer of the same task: same texts, scripts, formats and tokens, but the
-  Japanese no longer paired with its Chinese, English or gloss), merged, then stage 2;
-- **D** (optional, ``extra_stage2``) — A with extra stage-2 steps worth B's stage-1 tokens.
+- **base** — no training: the reference, and where layers are chosen;
+- **B** — stage 1 on the initialization dataset at the recipe's budget;
+- **C-changed** — the same records, the pairs whose answer differs from the question
+  deranged within each task (identity pairs such as 分 → 分 kept: the copy habit matched);
+- **C-swap** — the style ⇄ language rule reversed: plain Japanese with English, polite with
+  Chinese (:mod:`qeu_utils.experiment.controls`).
 
-B − A asks whether stage 1 helps at all; B − C whether it is the *links* that help rather than
-more steps on CJK-looking text. The base model is measured too, as the reference for
-forgetting and for choosing layers.
+The claims and their primary endpoints (:data:`qeu_utils.experiment.metrics.PRIMARY`):
+recognition (認識) — the teacher-forced margin of the right changed form over copying the
+question (B > C-changed, B > C-swap; larger in the gate's stratum K); the rule — the margin of
+the linked language with an instruction that names none (B > C-swap); representation — the
+unseen kanji's ja⇄簡 gap (B > both controls). Intervals resample seeds and items together;
+Holm within a claim; a claim is "not testable on this model" when the knowledge gate finds no
+Chinese to transfer from.
 
 Three phases, each a function and a ``--phase`` of ``python -m qeu_utils experiment
 curriculum``; the one command runs all of them:
 
-1. :func:`prepare` (needs the text tools: fugashi, OpenCC, Babel, JMdict) writes everything the
-   runs need to ``DIR/data/``: the init splits, the link-broken copy, probes on unseen items,
-   seen/unseen kanji, sentences, logit-lens prompts, forgetting questions, Dolly parts.
-2. :func:`run` (the GPU machine; imports none of the text tools) trains and measures each
-   (condition, seed) into ``DIR/runs/<cond>-s<seed>/raw.json``: raw generations, per-item
-   losses, alignments and logit-lens probabilities. A finished cell is never rerun; an
-   interrupted one resumes from its last checkpoint.
-3. :func:`score` scores the raw answers (exact match, a softer match, style compliance),
-   computes paired differences with 95% intervals and writes ``metrics.json``, ``report.md``
-   and plots.
+1. :func:`prepare` (needs the text tools) writes everything the runs need to ``DIR/data/``.
+2. :func:`run` (the GPU machine or the CPU; imports none of the text tools) prints a cost
+   estimate, then trains and measures each cell into ``DIR/runs/<cell>/`` (``raw.json.gz``,
+   ``items.jsonl.gz``: margins, answers, losses, alignments). A finished cell is never rerun;
+   an interrupted one resumes from its last checkpoint. With ``durability`` stage 2 follows
+   stage 1 and is measured again.
+3. :func:`score` scores the raw answers and compares the conditions: ``metrics.json``,
+   ``report.md``, ``scores.jsonl.gz`` and plots, from the files alone.
 
 The modules, bottom to top: ``questions`` and ``settings``; ``layout`` (the files under
-``DIR``); ``controls`` (the link-broken copy); ``prepare``; ``measure`` and ``run``;
-``metrics``, ``stats``, ``report``, ``plots`` and ``score``; this one runs the phases.
+``DIR``); ``controls``; ``prepare``; ``margin``, ``measure`` and ``run``; ``metrics``,
+``stats``, ``report``, ``plots`` and ``score``; this one runs the phases.
 """
 
 from __future__ import annotations

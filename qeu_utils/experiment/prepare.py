@@ -1,5 +1,6 @@
-"""The prepare phase: everything the runs need written to ``DIR/data`` — the init splits, the
-link-broken copy, probes on items no condition trains on, seen/unseen kanji and sentences,
+"""The prepare phase: everything the runs need written to ``DIR/data`` — the init splits, each
+condition's stage-1 records, probes on items no condition trains on (with the knowledge gate's
+stratum and the generated sample marked), the rule's probes, seen/unseen kanji and sentences,
 logit-lens prompts, forgetting questions and the Dolly parts. The only phase that needs the
 text tools (imported inside the functions that use them)."""
 
@@ -23,9 +24,16 @@ from qeu_utils.builders.mix import build_init, builders
 from qeu_utils.core.atomic import atomic_write_json
 from qeu_utils.core.records import make_record, read_jsonl, write_jsonl
 from qeu_utils.core.resources import dolly_sample_path
-from qeu_utils.experiment.controls import break_links
-from qeu_utils.experiment.layout import _write_lines, dolly_eval
-from qeu_utils.experiment.questions import FORGETTING, LENS_TEMPLATE, PROBE_KINDS
+from qeu_utils.experiment.controls import asked_form, condition_records
+from qeu_utils.experiment.layout import STAGE1_DATA, _read_lines, _write_lines, dolly_eval
+from qeu_utils.experiment.questions import (
+    FORGETTING,
+    GATE_TASKS,
+    ITEM_KIND,
+    LENS_TEMPLATE,
+    PROBE_KINDS,
+    RULE_INSTRUCTION,
+)
 from qeu_utils.experiment.settings import _data_settings, _diff
 
 log = logging.getLogger(__name__)
@@ -142,6 +150,61 @@ def forgetting_records(limit: int | None = None) -> list[dict]:
             for q, a, _ in FORGETTING[:limit]]
 
 
+def gate_strata(gate_dir: str | None) -> tuple[dict, dict | None]:
+    """``{(gate task, question, answer): stratum}`` and a summary of the knowledge gate's
+    result in ``gate_dir`` (``items.jsonl``, ``summary.json``); nothing when there is none."""
+    if not gate_dir:
+        return {}, None
+    rows = _read_lines(Path(gate_dir) / "items.jsonl")
+    summary = json.loads((Path(gate_dir) / "summary.json").read_text(encoding="utf-8"))
+    strata = {(r["task"], r["question"], r["answer"]): r["stratum"] for r in rows}
+    return strata, {"source": str(gate_dir), "model": summary.get("model"),
+                    "n_items": summary["n_items"], **{k: summary["primary"][k] for k in
+                                                      ("K_count", "K_share", "K_share_ci95")}}
+
+
+def annotate(probes: list[dict], strata: dict, per_kind: int, seed: int) -> None:
+    """Mark each probe: ``changed`` (its answer differs from the question's form), ``rival``
+    (the copy of that form, the margin's rival), ``stratum`` (the gate's, for the same pair in
+    either direction; None outside the gate) and ``generate`` (in the generated sample:
+    ``per_kind`` probes per kind of item, taken in turn from each direction's seeded order)."""
+    for probe in probes:
+        asked = asked_form(probe["record"])
+        probe["changed"] = asked not in probe["expected"]
+        probe["rival"] = asked
+        task, backwards = GATE_TASKS.get(probe["kind"], (None, False))
+        pair = (probe["record"]["output"], asked) if backwards else \
+            (asked, probe["record"]["output"])
+        probe["stratum"] = strata.get((task, *pair)) if task else None
+        probe["generate"] = False
+    for item_kind in dict.fromkeys(ITEM_KIND.values()):
+        queues = []
+        for kind in (k for k in PROBE_KINDS if ITEM_KIND[k] == item_kind):
+            queue = [p for p in probes if p["kind"] == kind]
+            rng_for(seed, "generate", kind).shuffle(queue)
+            queues.append(queue)
+        taken = 0
+        while taken < per_kind and any(queues):
+            for queue in queues:
+                if queue and taken < per_kind:
+                    queue.pop(0)["generate"] = True
+                    taken += 1
+
+
+def rule_probes(sentences: list) -> list[dict]:
+    """The rule's probes on unseen sentences ``(plain, polite, zh, en)``: one instruction that
+    names no language (:data:`RULE_INSTRUCTION`); the plain sentence's right answer is its
+    Chinese (rival: its English), the polite one's its English (rival: its Chinese)."""
+    probes = []
+    for plain, polite, zh, en in sentences:
+        for register, text, right, rival, lang in (("plain", plain, zh, en, "ja>zh"),
+                                                   ("polite", polite, en, zh, "ja>en")):
+            probes.append({"register": register, "rival": rival, "record": make_record(
+                category="style", task=f"rule_{register}", instruction=RULE_INSTRUCTION,
+                input=text, output=right, lang=lang, style=register, source="project")})
+    return probes
+
+
 def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) -> dict:
     """Write ``DIR/data/``: everything the runs need, as JSON/JSONL. Idempotent: a directory
     already prepared with the same settings is left alone; different settings are an error."""
@@ -155,26 +218,30 @@ def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) 
         log.info(f"data already prepared in {data}")
         return manifest
     data.mkdir(parents=True, exist_ok=True)
-    log.info("prepare: building the initialization dataset")
+    log.info("prepare: building the initialization dataset and the controls")
     seed = settings["data_seed"]
     train, held_out = build_init(size=settings["init_size"], seed=seed)
-    write_jsonl(train, data / "init" / "train.jsonl")
     write_jsonl(held_out, data / "init" / "eval.jsonl")
-    broken, derangement = break_links(train, seed)
-    write_jsonl(broken, data / "init_broken" / "train.jsonl")
+    conditions, controls = condition_records(train, seed)
+    for condition, records in conditions.items():
+        write_jsonl(records, data / STAGE1_DATA[condition] / "train.jsonl")
 
     log.info("prepare: revising the Dolly data for stage 2")
     source = settings["dolly_source"]
     source = dolly_sample_path() if source == "sample" else source
     build_dolly(source, data / "dolly", parts=4, seed=seed, overwrite=True)
     dolly_train = read_jsonl(data / "dolly" / "part-1-of-4.jsonl")
+    other = dolly_train + conditions["C-changed"] + conditions["C-swap"]
 
     log.info("prepare: probes on unseen items")
-    probes, counts = unseen_probes(train, dolly_train, settings["probes_per_kind"], seed)
-    _write_lines(data / "probes.jsonl", probes)
-    items = embedding_items(train, dolly_train, n_kanji=settings["n_kanji"],
+    probes, counts = unseen_probes(train, other, settings["probes_per_kind"], seed)
+    strata, gate = gate_strata(settings.get("gate"))
+    annotate(probes, strata, settings["generate_per_kind"], seed)
+    _write_lines(data / "probes.jsonl.gz", probes)
+    items = embedding_items(train, other, n_kanji=settings["n_kanji"],
                             n_sentences=settings["n_sentences"], seed=seed)
     atomic_write_json(data / "items.json", items)
+    _write_lines(data / "rule.jsonl", rule_probes(items["sentences"]))
     lens = {part: [{"prompt": LENS_TEMPLATE.format(x=k[0]), "answer": k[1]}
                    for k in items[f"kanji_{part}"][:settings["n_lens"]]]
             for part in ("seen", "unseen")}
@@ -186,14 +253,18 @@ def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) 
         "settings": settings, "command": command,
         "init": {"train": len(train), "eval": len(held_out)},
         "dolly": {"train": len(dolly_train), "eval": len(dolly_eval(data, settings))},
-        "derangement": derangement, "probes": counts,
+        "controls": controls, "probes": counts, "gate": gate,
+        "probes_changed": sum(p["changed"] for p in probes),
+        "probes_generated": sum(p["generate"] for p in probes),
+        "probes_in_gate": sum(p["stratum"] is not None for p in probes),
         "items": {"kanji_seen": len(items["kanji_seen"]),
                   "kanji_unseen": len(items["kanji_unseen"]),
                   "sentences": len(items["sentences"]), "lens_seen": len(lens["seen"]),
                   "lens_unseen": len(lens["unseen"])},
     }
     atomic_write_json(manifest_path, manifest)
-    log.info(f"prepare: done — {len(probes)} probes ({counts}), "
-             f"{manifest['items']['kanji_seen']} seen / {manifest['items']['kanji_unseen']} unseen "
-             "kanji")
+    log.info(f"prepare: done — {len(probes)} probes ({manifest['probes_changed']} whose answer "
+             f"differs from the question, {manifest['probes_generated']} to generate, "
+             f"{manifest['probes_in_gate']} in the gate), {manifest['items']['kanji_seen']} "
+             f"seen / {manifest['items']['kanji_unseen']} unseen kanji")
     return manifest

@@ -19,6 +19,24 @@ PROBE_KINDS = {
     "style_en_to_polite": ("style", "en_to_polite"),
     "style_zh_to_plain": ("style", "zh_to_plain"),
 }
+# Probe kind → the kind of item it asks about (the knowledge gate's kinds, and style): the
+# generated sample is drawn per kind of item, spread over its directions.
+ITEM_KIND = {kind: kind.split("_")[0] for kind in PROBE_KINDS}
+# The recognition claim's items: a form to produce from another (style is the rule's claim).
+RECOGNITION_KINDS = tuple(k for k in PROBE_KINDS if ITEM_KIND[k] in ("kanji", "country",
+                                                                      "loanword"))
+# Probe kind → (the gate's task, whether the probe asks the gate's question backwards): a
+# probe item takes the stratum of the same pair in the gate (issue 16), in either direction.
+GATE_TASKS = {
+    "kanji_ja_to_hans": ("kanji_ja_hans", False), "kanji_hans_to_ja": ("kanji_ja_hans", True),
+    "kanji_ja_to_hant": ("kanji_ja_hant", False), "kanji_hant_to_ja": ("kanji_ja_hant", True),
+    "country_ja_to_hans": ("country_ja_zh", False), "country_hans_to_ja": ("country_zh_ja", False),
+    "country_ja_to_en": ("country_ja_en", False), "country_en_to_ja": ("country_ja_en", True),
+    "loanword_to_en": ("loanword_ja_en", False), "loanword_from_en": ("loanword_ja_en", True),
+}
+# The rule's probe: one instruction that names no language and has no register (a noun
+# phrase), so only the sentence's own register can choose the language of the answer.
+RULE_INSTRUCTION = "次の文の外国語訳。"
 LENS_TEMPLATE = "「{x}」の簡体字は何ですか？"
 
 # Forgetting: English questions with one short answer, written for this project; scored on the

@@ -1,11 +1,15 @@
-"""The run phase: train and measure every (condition, seed) cell into
-``DIR/runs/<cell>/raw.json``, resuming what an interruption left. Runs on the GPU machine,
-which has none of the text tools: nothing here (or below) imports them."""
+"""The run phase: train and measure every cell — the base model once, then each (trained
+condition, seed) — into its own folder ``DIR/runs/<cell>/``, resuming what an interruption
+left (a finished cell has ``raw.json.gz``, written last; an interrupted stage resumes from its
+checkpoint). Each trained cell is measured right after stage 1; with ``durability`` stage 2
+follows and is measured again. Runs on the GPU machine, which has none of the text tools:
+nothing here (or below) imports them."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -13,24 +17,36 @@ from pathlib import Path
 
 from qeu_utils.core.atomic import atomic_write_json
 from qeu_utils.core.records import read_jsonl
-from qeu_utils.evaluation.heldout import encode_for_loss
-from qeu_utils.experiment.layout import cell_name
+from qeu_utils.experiment.layout import (
+    ITEMS,
+    RAW,
+    STAGE1_DATA,
+    _write_lines,
+    cell_name,
+    write_json_gz,
+)
 from qeu_utils.experiment.measure import measure
-from qeu_utils.experiment.settings import _RUN_ONLY
-from qeu_utils.model.models import load_model, resolve_model
-from qeu_utils.model.prompting import resolve_template
+from qeu_utils.experiment.questions import RECOGNITION_KINDS
+from qeu_utils.experiment.settings import _RUN_ONLY, TRAINED
+from qeu_utils.model.models import load_model
 from qeu_utils.training.config import resolve
-from qeu_utils.training.profiles import load_profile
 from qeu_utils.training.runs import load_trained
 
 log = logging.getLogger(__name__)
 
+# Measured on the project's 2-core CPU (fp32, OMP_NUM_THREADS=1 per process under load is
+# slower): seconds per teacher-forced pair, per generated answer, and the fixed part (losses,
+# hidden states, lens) of one cell. SmolLM2-135M; Gemma 3 270M costs about the same per
+# item (fewer tokens, more work per token).
+MEASURE_S = {"pair": 0.035, "answer": 0.25, "fixed": 40.0}
+STAGE1_S_PER_STEP = {"cpu": 1.9}
+
 
 def run(out_dir: str | Path, settings: dict | None = None, *,
         command: str | None = None) -> list[str]:
-    """Train and measure every (condition, seed) not finished yet, the base model first.
-    ``settings`` default to the prepared ones; run-only settings (precision, batch sizes,
-    which seeds and conditions) may differ. Returns the cells run now."""
+    """Train and measure every cell not finished yet, the base model first. ``settings``
+    default to the prepared ones; run-only settings (precision, batch sizes, which seeds) may
+    differ. Prints a cost estimate first. Returns the cells run now."""
     out = Path(out_dir)
     manifest_path = out / "data" / "manifest.json"
     if not manifest_path.is_file():
@@ -38,19 +54,61 @@ def run(out_dir: str | Path, settings: dict | None = None, *,
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     settings = {**manifest["settings"], **({k: settings[k] for k in _RUN_ONLY if k in settings}
                                            if settings else {})}
-    cells = [("base", None)] + [(c, s) for s in settings["seeds"] for c in settings["conditions"]]
-    done_now = []
+    cells = [("base", None)] + [(c, s) for s in settings["seeds"] for c in TRAINED]
+    todo = [c for c in cells if not (out / "runs" / cell_name(*c) / RAW).is_file()]
+    estimate = cost_estimate(settings, manifest, todo)
+    log.info(estimate["text"])
+    print(estimate["text"], flush=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    if todo:
+        atomic_write_json(out / "runs" / f"estimate-{time.strftime('%Y%m%dT%H%M%S')}.json",
+                          {k: v for k, v in estimate.items() if k != "text"})
+    done_now, started = [], time.perf_counter()
     for k, (condition, seed) in enumerate(cells, 1):
         name = cell_name(condition, seed)
         cell = out / "runs" / name
-        if (cell / "raw.json").is_file():
+        if (cell / RAW).is_file():
             log.info(f"[{k}/{len(cells)}] {name}: finished before, skipped")
             continue
         log.info(f"[{k}/{len(cells)}] {name}: start")
         _run_cell(out, cell, condition, seed, settings, command)
         done_now.append(name)
-        log.info(f"[{k}/{len(cells)}] {name}: done")
+        spent = (time.perf_counter() - started) / 60
+        left = len(todo) - len(done_now)
+        per = spent / len(done_now)
+        log.info(f"[{k}/{len(cells)}] {name}: done; {spent:.1f} min so far, {left} cell(s) "
+                 f"left ≈ {left * per:.0f} min at this pace")
     return done_now
+
+
+def cost_estimate(settings: dict, manifest: dict, todo: list) -> dict:
+    """Minutes for the cells still to run: stage 1 (the recipe's steps × seconds per step on
+    the profile's device, measured on the project's CPU; none known elsewhere) and measuring
+    (teacher-forced pairs, generated answers, the fixed part)."""
+    records = manifest["init"]["train"]
+    from qeu_utils.training.profiles import load_profile
+
+    accumulation = load_profile(settings["profile"]).training["gradient_accumulation_steps"]
+    steps = settings["stage1_max_steps"] if settings["stage1_max_steps"] > 0 else math.ceil(
+        math.ceil(records / (settings["batch_size"] * accumulation)) * settings["stage1_epochs"])
+    pairs = sum(n for k, n in manifest["probes"].items() if k in RECOGNITION_KINDS) + \
+        2 * manifest["items"]["sentences"] + manifest["init"]["eval"]
+    measure_s = (MEASURE_S["pair"] * 2 * pairs + MEASURE_S["answer"]
+                 * manifest["probes_generated"] + MEASURE_S["fixed"])
+    per_step = STAGE1_S_PER_STEP.get(settings["profile"])
+    trained = sum(c != "base" for c, _ in todo)
+    stage1_min = None if per_step is None else trained * steps * per_step / 60
+    measure_min = len(todo) * measure_s / 60
+    total = None if stage1_min is None else stage1_min + measure_min
+    text = (f"cost estimate: {len(todo)} cell(s) to run ({trained} trained, {steps} stage-1 "
+            f"steps each): stage 1 ≈ "
+            + ("unknown on this profile" if stage1_min is None else f"{stage1_min:.0f} min")
+            + f", measuring ≈ {measure_s / 60:.1f} min per cell ({measure_min:.0f} min)"
+            + ("" if total is None else f", total ≈ {total / 60:.1f} h")
+            + (" (stage 2 for durability not included)" if settings["durability"] else ""))
+    return {"cells": len(todo), "trained_cells": trained, "stage1_steps": steps,
+            "stage1_minutes": stage1_min, "measure_minutes_per_cell": measure_s / 60,
+            "total_minutes": total, "text": text}
 
 
 def _timed(cell: Path, key: str, work) -> float:
@@ -79,7 +137,7 @@ def _train_config(settings: dict, seed: int, **stage):
         logging_steps=settings["logging_steps"], seed=seed, **stage)
 
 
-def _train_once(config: dict) -> None:
+def _train_once(config) -> None:
     """Train unless the stage finished before (``summary.json``); an interrupted stage
     resumes from its last checkpoint (``qeu_utils.training.train.train``)."""
     from qeu_utils.training.train import train
@@ -89,46 +147,78 @@ def _train_once(config: dict) -> None:
     train(config)
 
 
+def _dtype(settings: dict) -> str | None:
+    return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(settings["precision"])
+
+
+def _merged(loaded):
+    """A trained stage with its adapter merged into the weights: the same model, and
+    measuring runs no LoRA matrices."""
+    model, tokenizer = loaded
+    return (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model), tokenizer
+
+
+def _measure(cell: Path, key: str, load, data: Path, settings: dict, **what):
+    start = time.perf_counter()
+    model, tokenizer = load()
+    raw, items = measure(model, tokenizer, data, settings, label=f"{cell.name} {key}", **what)
+    raw["measure_s"] = round(time.perf_counter() - start, 1)
+    return raw, items, tokenizer
+
+
 def _run_cell(out: Path, cell: Path, condition: str, seed: int | None, settings: dict,
               command: str | None) -> None:
     data = out / "data"
     cell.mkdir(parents=True, exist_ok=True)
-    stage1_data = {"B": data / "init", "C": data / "init_broken"}.get(condition)
-    if stage1_data is not None:
+    if condition == "base":
+        raw, items, _ = _measure(cell, "base", lambda: load_model(
+            settings["model"], dtype=_dtype(settings)), data, settings)
+    else:
+        stage1_data = data / STAGE1_DATA[condition]
         _timed(cell, "stage1_s", lambda: _train_once(_train_config(
             settings, seed, stage=1, dataset=str(stage1_data), output_dir=str(cell / "stage1"),
             num_train_epochs=settings["stage1_epochs"], max_steps=settings["stage1_max_steps"],
             learning_rate=settings["stage1_learning_rate"])))
-    if condition != "base":
-        steps = settings["stage2_steps"]
-        if condition == "D":
-            steps += extra_stage2_steps(out, settings)
-        _timed(cell, "stage2_s", lambda: _train_once(_train_config(
-            settings, seed, stage=2, dataset=str(data / "dolly" / "part-1-of-4.jsonl"),
-            output_dir=str(cell / "stage2"), num_train_epochs=1, max_steps=steps,
-            learning_rate=settings["stage2_learning_rate"],
-            init_from=str(cell / "stage1") if stage1_data is not None else None,
-            chain="merge")))
-    start = time.perf_counter()
-    model, tokenizer = _load(cell, condition, settings)
-    raw = measure(model, tokenizer, data, settings, label=cell.name)
+        raw, items, tokenizer = _measure(cell, "stage 1", lambda: _merged(load_trained(
+            cell / "stage1", dtype=_dtype(settings))), data, settings)
+        raw["stage1_tokens"] = _tokens(read_jsonl(stage1_data / "train.jsonl"), tokenizer)
+        if settings["durability"]:
+            _timed(cell, "stage2_s", lambda: _train_once(_train_config(
+                settings, seed, stage=2, dataset=str(data / "dolly" / "part-1-of-4.jsonl"),
+                output_dir=str(cell / "stage2"), num_train_epochs=1,
+                max_steps=settings["stage2_steps"],
+                learning_rate=settings["stage2_learning_rate"], init_from=str(cell / "stage1"),
+                chain="merge")))
+            after, after_items, _ = _measure(cell, "stage 2", lambda: _merged(load_trained(
+                cell / "stage2", dtype=_dtype(settings))), data, settings, generate=False,
+                dolly=True)
+            raw["after_stage2"] = after
+            _write_lines(cell / "items_stage2.jsonl.gz", after_items)
     timing = json.loads((cell / "timing.json").read_text()) if (cell / "timing.json").is_file() \
         else {}
-    timing["measure_s"] = round(time.perf_counter() - start, 1)
-    timing["total_s"] = round(sum(timing.values()), 1)
+    timing["measure_s"] = raw["measure_s"]
+    if "after_stage2" in raw:
+        timing["measure_stage2_s"] = raw["after_stage2"]["measure_s"]
+    timing["total_s"] = round(sum(v for k, v in timing.items() if k != "total_s"), 1)
     raw.update({"cell": cell.name, "condition": condition, "seed": seed, "timing": timing,
                 "command": command, "environment": environment(),
                 "precision": settings["precision"],
                 "training": {stage: _training_log(cell / stage)
                              for stage in ("stage1", "stage2") if (cell / stage).is_dir()}})
-    atomic_write_json(cell / "raw.json", raw)
+    _write_lines(cell / ITEMS, items)
+    write_json_gz(cell / RAW, raw)  # last: its presence marks the cell finished
 
 
-def _load(cell: Path, condition: str, settings: dict):
-    dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(settings["precision"])
-    if condition == "base":
-        return load_model(settings["model"], dtype=dtype)
-    return load_trained(cell / "stage2", dtype=dtype)
+def _tokens(records: list[dict], tokenizer) -> dict:
+    """Tokens of one epoch of stage-1 records as training sees them, and those in the answers
+    (which carry the loss)."""
+    from qeu_utils.evaluation.heldout import encode_for_loss
+    from qeu_utils.model.prompting import resolve_template
+
+    template = resolve_template(tokenizer)
+    encoded = [encode_for_loss(r, tokenizer, template) for r in records]
+    return {"records": len(records), "tokens": sum(len(ids) for ids, _ in encoded),
+            "completion_tokens": sum(len(ids) - n for ids, n in encoded)}
 
 
 def _training_log(stage_dir: Path) -> dict:
@@ -136,31 +226,10 @@ def _training_log(stage_dir: Path) -> dict:
     if not path.is_file():
         return {}
     state = json.loads(path.read_text(encoding="utf-8"))
+    history = state.get("log_history", [])
     return {"global_step": state.get("global_step"),
-            "loss": [[e["step"], e["loss"]] for e in state.get("log_history", []) if "loss" in e]}
-
-
-def extra_stage2_steps(out: Path, settings: dict) -> int:
-    """D's extra stage-2 steps: B's stage-1 tokens (epochs × every token of the init train
-    split, prompt included) divided by the tokens of one stage-2 step."""
-    tokenizer = _tokenizer(settings["model"])
-    template = resolve_template(tokenizer)
-
-    def tokens(records):
-        return sum(len(encode_for_loss(r, tokenizer, template)[0]) for r in records)
-
-    init = read_jsonl(out / "data" / "init" / "train.jsonl")
-    dolly = read_jsonl(out / "data" / "dolly" / "part-1-of-4.jsonl")
-    stage1 = tokens(init) * settings["stage1_epochs"]
-    accumulation = load_profile(settings["profile"]).training["gradient_accumulation_steps"]
-    per_step = tokens(dolly) / len(dolly) * settings["batch_size"] * accumulation
-    return max(1, round(stage1 / per_step))
-
-
-def _tokenizer(model: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(resolve_model(model))
+            "loss": [[e["step"], e["loss"]] for e in history if "loss" in e],
+            "train_loss": next((e["train_loss"] for e in history if "train_loss" in e), None)}
 
 
 def environment() -> dict:
