@@ -105,7 +105,7 @@ CI_BUDGET = """\
   09_stage2_finetune: {MAX_STEPS: 2, BATCH_SIZE: 2, EVAL_SIZE: 2, EVAL_LIMIT: 1,
                        MAX_NEW_TOKENS: 8, STAGE1_STEPS: 2, STAGE3_STEPS: 2, GGUF_TYPE: null}
   10_embedding_analysis: {N_KANJI: 12, N_WORDS: 12, N_SENTENCES: 12, N_LENS: 4, N_HAND: 12,
-                          EXP_STAGE1_STEPS: 2, EXP_STAGE2_STEPS: 2, EXP_PROBES: 1}
+                          EXP_STAGE1_STEPS: 2, EXP_PROBES: 1}
 """
 
 

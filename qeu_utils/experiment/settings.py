@@ -27,7 +27,8 @@ def default_gate(model: str) -> str | None:
 
 def resolve_settings(profile: str = "cpu", **overrides) -> dict:
     """The experiment's settings: the profile's (``qeu_utils.training.profiles``), then the non-None
-    ``overrides``. Precision: ``fp32`` for the ``cpu`` profile on any machine (so a GPU rerun
+    ``overrides``. Precision: ``fp32`` for a profile without a GPU (``cpu``, ``cpu-full``) on
+    any machine (so a GPU rerun
     reproduces the CPU recipe), the profile's otherwise."""
     p = load_profile(profile)
     e = p.experiment
@@ -46,7 +47,7 @@ def resolve_settings(profile: str = "cpu", **overrides) -> dict:
         # The rest of the training settings (accumulation, length, checkpointing, LoRA) are
         # the profile's, applied by qeu_utils.training.config.resolve.
         "batch_size": p.training["per_device_train_batch_size"],
-        "precision": "fp32" if p.name == "cpu" else p.precision,
+        "precision": "fp32" if p.gpu is None else p.precision,
         "probes_per_kind": e["probes_per_kind"],
         # Generation only for a sample: this many probes per kind of item (kanji, country,
         # loanword, style), spread over the directions; answers finish at EOS / a stop string.
@@ -58,7 +59,7 @@ def resolve_settings(profile: str = "cpu", **overrides) -> dict:
         "forgetting": len(FORGETTING),
         "init_size": 300,
         "data_seed": 0,
-        "dolly_source": "sample" if p.name == "cpu" else "kunishou/databricks-dolly-15k-ja",
+        "dolly_source": "sample" if p.gpu is None else "kunishou/databricks-dolly-15k-ja",
         "dolly_eval_records": None,  # held-out Dolly loss on the first N records (None: all)
         "gate": None,  # the knowledge gate's result folder (default: results/gate-<model>)
         "generation_batch_size": 16,
