@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 # one thread, the other core busy): per recognition pair (a probe's prompt and two
 # candidates), per rule pair (a sentence and two whole translations), per generated answer
 # (mostly the prompt's prefill: a trained model ends its answers early, the base model's take
-# about 20% longer), and the fixed part (loading, losses, hidden states, the lens). Stage 1: SmolLM2-135M's 25 min for the recipe's 340 steps on 2 cores (issue 20);
-# Gemma 3 270M's steps took about 0.8× as long. Other profiles: the training estimator.
+# about 20% longer), and the fixed part (loading, losses, hidden states, the lens). Stage 1:
+# SmolLM2-135M's 25 min for the recipe's 340 steps on 2 cores (issue 20); Gemma 3 270M's
+# steps took about 0.8× as long. Other profiles: the training estimator.
 MEASURE_S = {"pair": 0.235, "rule_pair": 0.52, "answer": 0.55, "fixed": 80.0}
 STAGE1_S_PER_STEP = {"cpu": 4.4}
 
