@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # SmolLM2-135M's 25 min for the recipe's 340 steps on 2 cores (issue 20); Gemma 3 270M's
 # steps took about 0.8× as long. Other profiles: the training estimator.
 MEASURE_S = {"pair": 0.235, "rule_pair": 0.52, "answer": 0.55, "fixed": 80.0}
-STAGE1_S_PER_STEP = {"cpu": 4.4}
+STAGE1_S_PER_STEP = {("cpu", "smollm2-135m-instruct"): 4.4, ("cpu", "gemma3-270m"): 3.5}
 
 
 def run(out_dir: str | Path, settings: dict | None = None, *,
@@ -99,7 +99,8 @@ def cost_estimate(settings: dict, manifest: dict, todo: list) -> dict:
     measure_s = (MEASURE_S["pair"] * pairs + MEASURE_S["rule_pair"] * 2
                  * manifest["items"]["sentences"] + MEASURE_S["answer"]
                  * manifest["probes_generated"] + MEASURE_S["fixed"])
-    per_step = STAGE1_S_PER_STEP.get(settings["profile"]) or _estimated_step_s(settings)
+    per_step = (STAGE1_S_PER_STEP.get((settings["profile"], settings["model"]))
+                or _estimated_step_s(settings))
     trained = sum(c != "base" for c, _ in todo)
     stage1_min = None if per_step is None else trained * steps * per_step / 60
     measure_min = len(todo) * measure_s / 60
