@@ -343,6 +343,20 @@ def test_alignment_items_average_to_alignment():
         assert (1 / items["rank"][layer]).mean() == pytest.approx(row["mrr"])
 
 
+def test_foil_retrieval_counts_only_the_foils():
+    from qeu_utils.analysis.metrics import foil_retrieval
+
+    a = torch.eye(4).unsqueeze(0)  # item i points along axis i
+    b = torch.eye(4).unsqueeze(0).clone()
+    b[0, 0] = torch.tensor([1.0, 0.0, 1.0, 0.0])  # item 0's match, 45° off
+    b[0, 1] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # on a[0]'s axis: a foil that beats it
+    out = foil_retrieval(a, b, [[1], [2], [], [0, 1, 2]])
+    assert out.shape == (1, 4)
+    assert out[0, 0] == 0.0 and out[0, 1] == 1.0 and out[0, 3] == 1.0
+    assert math.isnan(out[0, 2])  # no foil: not scored
+    assert foil_retrieval(a, b, [[2], [2], [0], [0]])[0, 0] == 1.0  # b[1] is not its foil
+
+
 def test_style_linkage_items_average_to_style_linkage():
     gen = torch.Generator().manual_seed(1)
     xs = [torch.randn(2, 6, 4, generator=gen) for _ in range(4)]

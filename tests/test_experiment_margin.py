@@ -78,3 +78,12 @@ def test_the_shared_head_path_is_taken_and_agrees_with_whole_sequences(tiny):
         assert row["logp"] == pytest.approx(slow[2 * k][0], abs=1e-3)
         assert row["rival_logp"] == pytest.approx(slow[2 * k + 1][0], abs=1e-3)
         assert (row["tokens"], row["rival_tokens"]) == (slow[2 * k][1], slow[2 * k + 1][1])
+
+
+def test_orthographic_foils_share_a_first_token_or_the_first_two_bytes(tiny):
+    from qeu_utils.experiment.measure import orthographic_foils
+
+    _, tokenizer = tiny
+    # 铁 U+94C1 and 铜 U+94DC are both E9 93 …; 山 U+5C71 is E5 B1 B1
+    foils = orthographic_foils(tokenizer, ["铁", "铜", "山"])
+    assert 1 in foils[0] and 0 in foils[1] and all(i not in f for i, f in enumerate(foils))

@@ -3,7 +3,8 @@ answers is left to the score phase.
 
 Per probe (``items``, one row per probe that is measured): the teacher-forced margin of the
 right changed form over the copy of the question (the recognition claim's primary endpoint, on
-every probe of the recognition kinds whose answer differs from the question), and for the
+the probes prepare marked: the recognition kinds' probes whose answer differs from the
+question, in the knowledge gate when there is one), and for the
 generated sample the greedy answer, allowed to finish (an end token or the template's stop
 string, within twice its kind's longest reference answer, at most ``max_new_tokens``) and
 whether it did.
@@ -46,7 +47,8 @@ def measure(model, tokenizer, data: Path, settings: dict, label: str = "", *,
 
 def _probe_rows(model, tokenizer, probes: list[dict], settings: dict, label: str,
                 generate: bool) -> list[dict]:
-    scored = [i for i, p in enumerate(probes) if p["changed"] and p["kind"] in RECOGNITION_KINDS]
+    scored = [i for i, p in enumerate(probes) if p.get(
+        "margin", p["changed"] and p["kind"] in RECOGNITION_KINDS)]
     keep = set(scored) | {i for i, p in enumerate(probes) if generate and p["generate"]}
     rows = {i: {"i": i, "kind": probes[i]["kind"], "item": probes[i]["item"],
                 "stratum": probes[i]["stratum"], "changed": probes[i]["changed"]}

@@ -36,7 +36,8 @@ _P = (0.0, 1.0)
 METRICS = {
     "margin_changed": ("higher", None, "teacher-forced margin (nats) of the right form over "
                        "copying the question; unseen kanji, country and loanword probes whose "
-                       "answer differs from the question"),
+                       "answer differs from the question (those in the knowledge gate, when "
+                       "there is one)"),
     "rule_margin": ("higher", None, "teacher-forced margin (nats) of plain → Chinese over "
                     "English and polite → English over Chinese (their mean per sentence), one "
                     "instruction that names no language; unseen sentences"),

@@ -32,6 +32,7 @@ from qeu_utils.experiment.questions import (
     ITEM_KIND,
     LENS_TEMPLATE,
     PROBE_KINDS,
+    RECOGNITION_KINDS,
     RULE_INSTRUCTION,
 )
 from qeu_utils.experiment.settings import _data_settings, _diff
@@ -166,8 +167,11 @@ def gate_strata(gate_dir: str | None) -> tuple[dict, dict | None]:
 def annotate(probes: list[dict], strata: dict, per_kind: int, seed: int) -> None:
     """Mark each probe: ``changed`` (its answer differs from the question's form), ``rival``
     (the copy of that form, the margin's rival), ``stratum`` (the gate's, for the same pair in
-    either direction; None outside the gate) and ``generate`` (in the generated sample:
-    ``per_kind`` probes per kind of item, taken in turn from each direction's seeded order)."""
+    either direction; None outside the gate), ``margin`` (scored for the recognition
+    endpoint: a changed probe of a recognition kind — only the gate's items when there is a
+    gate: a random subset of the same pools, each with its stratum, at about half the cost)
+    and ``generate`` (in the generated sample: ``per_kind`` probes per kind of item, taken in
+    turn from each direction's seeded order)."""
     for probe in probes:
         asked = asked_form(probe["record"])
         probe["changed"] = asked not in probe["expected"]
@@ -176,6 +180,8 @@ def annotate(probes: list[dict], strata: dict, per_kind: int, seed: int) -> None
         pair = (probe["record"]["output"], asked) if backwards else \
             (asked, probe["record"]["output"])
         probe["stratum"] = strata.get((task, *pair)) if task else None
+        probe["margin"] = (probe["changed"] and probe["kind"] in RECOGNITION_KINDS
+                           and (probe["stratum"] is not None or not strata))
         probe["generate"] = False
     for item_kind in dict.fromkeys(ITEM_KIND.values()):
         queues = []
@@ -255,6 +261,7 @@ def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) 
         "dolly": {"train": len(dolly_train), "eval": len(dolly_eval(data, settings))},
         "controls": controls, "probes": counts, "gate": gate,
         "probes_changed": sum(p["changed"] for p in probes),
+        "probes_margin": sum(p["margin"] for p in probes),
         "probes_generated": sum(p["generate"] for p in probes),
         "probes_in_gate": sum(p["stratum"] is not None for p in probes),
         "items": {"kanji_seen": len(items["kanji_seen"]),
@@ -264,7 +271,8 @@ def prepare(out_dir: str | Path, settings: dict, *, command: str | None = None) 
     }
     atomic_write_json(manifest_path, manifest)
     log.info(f"prepare: done — {len(probes)} probes ({manifest['probes_changed']} whose answer "
-             f"differs from the question, {manifest['probes_generated']} to generate, "
+             f"differs from the question, {manifest['probes_margin']} with a margin, "
+             f"{manifest['probes_generated']} to generate, "
              f"{manifest['probes_in_gate']} in the gate), {manifest['items']['kanji_seen']} "
              f"seen / {manifest['items']['kanji_unseen']} unseen kanji")
     return manifest

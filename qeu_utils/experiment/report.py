@@ -128,7 +128,9 @@ def report(result: dict) -> str:
               f"{result['settings']['max_new_tokens']} tokens); `style_finished` says how many "
               "style answers did.",
               "- With few seeds, a percentile bootstrap over seeds is somewhat narrow (simulated "
-              "coverage 85–95%).", "",
+              "coverage 85–95%)."
+              + (" **One seed only: the intervals carry the items' variance, not training "
+                 "noise; read the verdicts as a smoke test.**" if len(seeds) < 2 else ""), "",
               "## Run", "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
               + f"; device: {env['device']}; Python {env['python']}.", ""]

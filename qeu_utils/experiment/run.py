@@ -34,12 +34,15 @@ from qeu_utils.training.runs import load_trained
 
 log = logging.getLogger(__name__)
 
-# Measured on the project's 2-core CPU (fp32, OMP_NUM_THREADS=1 per process under load is
-# slower): seconds per teacher-forced pair, per generated answer, and the fixed part (losses,
-# hidden states, lens) of one cell. SmolLM2-135M; Gemma 3 270M costs about the same per
-# item (fewer tokens, more work per token).
-MEASURE_S = {"pair": 0.035, "answer": 0.25, "fixed": 40.0}
-STAGE1_S_PER_STEP = {"cpu": 1.9}
+# Seconds on the project's 2-core CPU, fp32. Measuring (Gemma 3 270M after 30 stage-1 steps,
+# one thread, the other core busy): per recognition pair (a probe's prompt and two
+# candidates), per rule pair (a sentence and two whole translations), per generated answer
+# (mostly the prompt's prefill: a trained model ends its answers early, the base model's take
+# about 20% longer), and the fixed part (loading, losses, hidden states, the lens). Stage 1:
+# SmolLM2-135M's 25 min for the recipe's 340 steps on 2 cores (issue 20); Gemma 3 270M's
+# steps took about 0.8× as long. Other profiles: the training estimator.
+MEASURE_S = {"pair": 0.235, "rule_pair": 0.52, "answer": 0.55, "fixed": 80.0}
+STAGE1_S_PER_STEP = {("cpu", "smollm2-135m-instruct"): 4.4, ("cpu", "gemma3-270m"): 3.5}
 
 
 def run(out_dir: str | Path, settings: dict | None = None, *,
@@ -91,11 +94,13 @@ def cost_estimate(settings: dict, manifest: dict, todo: list) -> dict:
     accumulation = load_profile(settings["profile"]).training["gradient_accumulation_steps"]
     steps = settings["stage1_max_steps"] if settings["stage1_max_steps"] > 0 else math.ceil(
         math.ceil(records / (settings["batch_size"] * accumulation)) * settings["stage1_epochs"])
-    pairs = sum(n for k, n in manifest["probes"].items() if k in RECOGNITION_KINDS) + \
-        2 * manifest["items"]["sentences"] + manifest["init"]["eval"]
-    measure_s = (MEASURE_S["pair"] * 2 * pairs + MEASURE_S["answer"]
+    pairs = manifest.get("probes_margin", sum(n for k, n in manifest["probes"].items()
+                                              if k in RECOGNITION_KINDS))
+    measure_s = (MEASURE_S["pair"] * pairs + MEASURE_S["rule_pair"] * 2
+                 * manifest["items"]["sentences"] + MEASURE_S["answer"]
                  * manifest["probes_generated"] + MEASURE_S["fixed"])
-    per_step = STAGE1_S_PER_STEP.get(settings["profile"])
+    per_step = (STAGE1_S_PER_STEP.get((settings["profile"], settings["model"]))
+                or _estimated_step_s(settings))
     trained = sum(c != "base" for c, _ in todo)
     stage1_min = None if per_step is None else trained * steps * per_step / 60
     measure_min = len(todo) * measure_s / 60
@@ -109,6 +114,19 @@ def cost_estimate(settings: dict, manifest: dict, todo: list) -> dict:
     return {"cells": len(todo), "trained_cells": trained, "stage1_steps": steps,
             "stage1_minutes": stage1_min, "measure_minutes_per_cell": measure_s / 60,
             "total_minutes": total, "text": text}
+
+
+def _estimated_step_s(settings: dict) -> float | None:
+    """Seconds per stage-1 step from the training estimator, for the profile's own model."""
+    from qeu_utils.training.estimate import estimate_profile
+
+    try:
+        found = estimate_profile(settings["profile"])
+    except (ValueError, KeyError):
+        return None
+    if found["model"] != settings["model"] or not found.get("stage1_steps"):
+        return None
+    return found["stage1_minutes"] * 60 / found["stage1_steps"]
 
 
 def _timed(cell: Path, key: str, work) -> float:
