@@ -283,13 +283,18 @@ def estimate_profile(name_or_path, model: str | None = None) -> dict:
 
 # What the series leaves in RUN_DIR (on Drive when USE_DRIVE): per stage the adapter and
 # Trainer's last `save_total_limit` (3) checkpoints, each the adapter and Adam's two moments, all
-# fp32; then notebook 09's export, a merged model in bf16 and an f16 GGUF.
+# fp32, and a tokenizer.json beside each; then notebook 09's export, a merged model in bf16 and
+# an f16 GGUF. Measured on the stored cpu-full run (Gemma 3 270M): 274 MiB per stage (its
+# tokenizer.json is 33.4 MB, ~127 bytes per vocabulary entry), export 1,066 MiB.
 CHECKPOINTS_KEPT = 3
+TOKENIZER_BYTES_PER_ENTRY = 128
 
 
 def run_dir_gib(shape: Shape, lora_r: int, stages: int = 3, export: bool = True) -> float:
     """GiB that ``stages`` trained stages (and the merged + GGUF export) take on disk."""
-    per_stage = lora_parameters(shape, lora_r) * 4 * (1 + 3 * CHECKPOINTS_KEPT)
+    tokenizer = TOKENIZER_BYTES_PER_ENTRY * shape.vocab
+    per_stage = ((1 + CHECKPOINTS_KEPT) * tokenizer
+                 + lora_parameters(shape, lora_r) * 4 * (1 + 3 * CHECKPOINTS_KEPT))
     exported = 2 * 2 * parameter_counts(shape)["total"] if export else 0
     return (stages * per_stage + exported) / 2**30
 
