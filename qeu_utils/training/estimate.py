@@ -17,7 +17,7 @@ whether a stage takes minutes or hours, not a benchmark (``bench/gpu_check.py`` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from qeu_utils.model.models import choose_precision, model_type_of
 from qeu_utils.training.profiles import PROFILES, Profile, load_profile
@@ -248,13 +248,10 @@ def profile_precision(profile: Profile) -> str:
                             model_type=model_type_of(profile.model))
 
 
-def estimate_profile(name_or_path, model: str | None = None) -> dict:
+def estimate_profile(name_or_path) -> dict:
     """Peak memory and minutes per stage for a profile on its reference device, with the
-    profile's model (or ``model``, a name in ``KNOWN_SHAPES``), batch, length, precision and
-    epochs and the stages' data (``stage_data``)."""
+    profile's model, batch, length, precision and epochs and the stages' data (``stage_data``)."""
     profile = load_profile(name_or_path)
-    if model:
-        profile = replace(profile, training={**profile.training, "model_name_or_path": model})
     shape = shape_of(profile.model)
     precision = profile_precision(profile)
     device = REFERENCE_DEVICE.get(profile.name, "A100" if profile.gpu else "cpu")

@@ -79,9 +79,8 @@ def _profile_data(path, seen=()) -> dict:
 def load_profile(name_or_path: str | os.PathLike) -> Profile:
     """A packaged profile by name (``"cpu"``, ``"t4"``, ``"l4"``, ``"a100"``, ``"cpu-full"``) or
     a YAML file with the same keys (or ``extends:`` another profile's); unknown names and
-    missing, unknown or mistyped keys are errors that
-    name the file and the key (the settings' own names are checked where they are applied,
-    ``qeu_utils.training.config.resolve``)."""
+    missing, unknown or mistyped keys are errors that name the file and the key (the settings'
+    own names are checked where they are applied, ``qeu_utils.training.config.resolve``)."""
     path = profile_path(name_or_path)
     data = _profile_data(path)
     missing = [key for key in KEYS if key not in data]
