@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from qeu_utils.experiment.published import PUBLISHED, comparison_table, load, publish, summarize
+from qeu_utils.experiment.published import (
+    PUBLISHED,
+    comparison_table,
+    load,
+    primary_table,
+    publish,
+    summarize,
+)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -46,3 +53,52 @@ def test_unknown_names_and_folders_are_errors(tmp_path):
         summarize(tmp_path)
     with pytest.raises(FileNotFoundError, match="summary.json: missing"):
         summarize(tmp_path / "gate-nothing")
+
+
+FIXTURE = Path(__file__).parent / "data" / "curriculum-fixture"
+
+
+def _scored_fixture(tmp_path, drop_seed=None):
+    """The committed tiny-random experiment, scored into ``curriculum-fixture`` (optionally with
+    one seed's cells removed, as an interrupted run leaves them)."""
+    import shutil
+
+    from qeu_utils.experiment.score import score
+
+    out = tmp_path / "curriculum-fixture"
+    shutil.copytree(FIXTURE, out)
+    if drop_seed is not None:
+        for cell in out.glob(f"runs/*-s{drop_seed}"):
+            shutil.rmtree(cell)
+    return out, score(out, command="python -m qeu_utils experiment curriculum --phase score")
+
+
+def test_a_redesigned_result_is_summarized_by_its_primary_endpoints(tmp_path):
+    out, result = _scored_fixture(tmp_path)
+    saved = summarize(out)
+    assert (saved["seeds"], saved["seeds_planned"], saved["measured_after"]) == (
+        [0, 1], [0, 1], "stage 1")
+    assert list(saved["primary"]) == ["recognition", "rule", "representation"]
+    recognition = saved["primary"]["recognition"]
+    assert recognition["verdict"] == result["primary"]["recognition"]["verdict"]
+    assert [r["comparison"] for r in recognition["comparisons"]] == ["B-C-changed", "B-C-swap"]
+    assert saved["strata"]["counts"] == result["strata"]["counts"]
+    table = primary_table(saved).splitlines()
+    first = recognition["comparisons"][0]
+    assert table[2] == (
+        f"| recognition | margin_changed | B-C-changed | {first['difference']:+.3f} "
+        f"[{first['ci_lo']:+.3f}, {first['ci_hi']:+.3f}] | {first['p_holm']:.3g} | "
+        f"{first['verdict']} | {recognition['verdict']} |")
+    assert saved["reading"][0].startswith("- **the model recognises unseen items")
+    with pytest.raises(ValueError, match="first-design result has no primary endpoints"):
+        primary_table(load("curriculum-smollm2-135m-cpu"))
+
+
+def test_an_unfinished_run_is_scored_as_an_interim_look_without_verdicts(tmp_path):
+    out, result = _scored_fixture(tmp_path, drop_seed=1)
+    assert (result["seeds"], result["seeds_planned"]) == ([0], [0, 1])
+    assert {e["verdict"] for e in result["primary"].values()} == {"pending (1 of 2 seeds)"}
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "**Interim: 1 of the 2 planned seeds (0, 1) are finished.**" in report
+    assert "- **the model recognises unseen items through their other form (認識)**: pending " \
+           "(1 of 2 seeds)" in report

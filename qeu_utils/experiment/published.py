@@ -18,7 +18,8 @@ from qeu_utils.core.resources import data_path
 
 # The results the package carries, in the order the notebooks quote them.
 PUBLISHED = ("gate-gemma3-270m", "gate-smollm2-135m-instruct", "curriculum-smollm2-135m-cpu")
-ROW_KEYS = ("metric", "difference", "ci_lo", "ci_hi", "verdict", "n_items", "n_seeds")
+ROW_KEYS = ("metric", "comparison", "difference", "ci_lo", "ci_hi", "p_holm", "verdict",
+            "n_items", "n_seeds")
 
 
 def summarize(result_dir: str | Path) -> dict:
@@ -35,13 +36,28 @@ def summarize(result_dir: str | Path) -> dict:
         metrics = _json(result_dir / "metrics.json")
         report = (result_dir / "report.md").read_text(encoding="utf-8")
         reading = report.split("## What the comparisons say", 1)[1].split("\n## ", 1)[0]
-        return {"name": name, "kind": "curriculum", "model": metrics["model"],
-                "profile": metrics["profile"], "seeds": metrics["seeds"],
-                "stage1_epochs": metrics["stage1_epochs"], "stage2_steps": metrics["stage2_steps"],
-                "probes": metrics["probes"], "command": metrics.get("command"),
-                "comparisons": {comp: [{k: row[k] for k in ROW_KEYS if k in row} for row in rows]
-                                for comp, rows in metrics["comparisons"].items()},
-                "reading": [line for line in reading.strip().splitlines() if line.strip()]}
+        common = {"name": name, "kind": "curriculum", "model": metrics["model"],
+                  "profile": metrics["profile"], "seeds": metrics["seeds"],
+                  "stage1_epochs": metrics["stage1_epochs"], "probes": metrics["probes"],
+                  "reading": [line for line in reading.strip().splitlines() if line.strip()]}
+        if "primary" not in metrics:  # the first design (A/B/C, measured after stage 2)
+            return {**common, "stage2_steps": metrics["stage2_steps"],
+                    "command": metrics.get("command"),
+                    "comparisons": {comp: [_row(row) for row in rows]
+                                    for comp, rows in metrics["comparisons"].items()}}
+        strata = metrics["strata"]
+        return {**common, "seeds_planned": metrics.get("seeds_planned", metrics["seeds"]),
+                "measured_after": metrics["measured_after"], "commands": metrics["commands"],
+                "primary": {claim: {"claim": e["claim"], "metric": e["metric"],
+                                    "verdict": e["verdict"], "reason": e["reason"],
+                                    "comparisons": [_row(r) for r in e["comparisons"]]}
+                            for claim, e in metrics["primary"].items()},
+                "strata": {"counts": strata["counts"], "means": strata["means"],
+                           **{comp: {s: _row(r) for s, r in rows.items() if r}
+                              for comp, rows in strata.items()
+                              if comp not in ("counts", "means")}},
+                "stage1_final_loss": metrics["stage1"]["final_loss"],
+                "wall_minutes": metrics["cost"]["measured_minutes"]}
     raise ValueError(f"{result_dir}: not a committed result (expected a gate-* or curriculum-* "
                      "folder)")
 
@@ -83,6 +99,26 @@ def comparison_table(summary: dict, metrics: list[str] | None = None) -> str:
                          f"{r['verdict']}")
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def primary_table(summary: dict) -> str:
+    """Markdown: each claim's primary comparisons (difference [95% interval], Holm-adjusted p,
+    the row's verdict) and the claim's verdict, for a result of the redesigned experiment."""
+    if "primary" not in summary:
+        raise ValueError(f"{summary['name']}: a first-design result has no primary endpoints; "
+                         "use comparison_table")
+    lines = ["| claim | endpoint | comparison | difference [95% CI] | p (Holm) | row | claim's "
+             "verdict |", "|---|---|---|---:|---:|---|---|"]
+    for claim, entry in summary["primary"].items():
+        for r in entry["comparisons"]:
+            lines.append(f"| {claim} | {entry['metric']} | {r['comparison']} | "
+                         f"{r['difference']:+.3f} [{r['ci_lo']:+.3f}, {r['ci_hi']:+.3f}] | "
+                         f"{r['p_holm']:.3g} | {r['verdict']} | {entry['verdict']} |")
+    return "\n".join(lines)
+
+
+def _row(row: dict) -> dict:
+    return {k: row[k] for k in ROW_KEYS if k in row}
 
 
 def _json(path: Path) -> dict:

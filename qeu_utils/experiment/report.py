@@ -58,6 +58,12 @@ def report(result: dict) -> str:
              f"English, polite ⇄ Chinese). Seeds {', '.join(map(str, seeds))}; stage 1: "
              f"{result['stage1_epochs']} epochs, the same records count, order, steps and LoRA "
              f"initialisation in every condition; every model measured right after stage 1.", ""]
+    planned = result.get("seeds_planned", seeds)
+    if len(seeds) < len(planned):
+        lines += [f"**Interim: {len(seeds)} of the {len(planned)} planned seeds "
+                  f"({', '.join(map(str, planned))}) are finished.** The claims' verdicts wait "
+                  "for all of them; the numbers below are a look at the finished seeds only.",
+                  ""]
     lines += preregistered()
     lines += ["## Verdicts", ""]
     for claim, entry in result["primary"].items():

@@ -89,9 +89,13 @@ class Cells:
                 for c in conditions if self.matrix(c, metric) is not None}
 
 
-def primary_endpoints(cells: Cells, gate: dict | None, power: dict) -> dict:
-    """Per claim: its primary comparisons, Holm-adjusted, and the claim's verdict."""
+def primary_endpoints(cells: Cells, gate: dict | None, power: dict,
+                      planned_seeds: int | None = None) -> dict:
+    """Per claim: its primary comparisons, Holm-adjusted, and the claim's verdict. With fewer
+    finished seeds than ``planned_seeds`` the verdict is "pending": the pre-registered design
+    is judged on all its seeds, never on whichever were finished first."""
     testable = None if gate is None else gate["K_share_ci95"][0] >= MIN_K_SHARE
+    pending = planned_seeds is not None and len(cells.seeds) < planned_seeds
     result = {}
     for claim, (what, metric, comparisons, prediction) in PRIMARY.items():
         rows = [r for r in (cells.compare(c, metric) for c in comparisons) if r]
@@ -103,6 +107,9 @@ def primary_endpoints(cells: Cells, gate: dict | None, power: dict) -> dict:
             reason = (f"the knowledge gate finds too few items known from Chinese only (K share "
                       f"{gate['K_share']:.1%}, 95% CI from {gate['K_share_ci95'][0]:.1%}; "
                       f"needs ≥ {MIN_K_SHARE:.0%})")
+        elif pending:
+            claim_verdict = f"pending ({len(cells.seeds)} of {planned_seeds} seeds)"
+            reason = "an interim look: the design's seeds are not all finished"
         elif len(rows) < len(comparisons) or any(r["not_estimable"] for r in rows):
             claim_verdict = "not testable on this model"
             reason = "the primary endpoint is not estimable (missing, or at its floor/ceiling)"
@@ -194,7 +201,9 @@ def score(out_dir: str | Path, *, command: str | None = None) -> dict:
         "stage1_epochs": settings["stage1_epochs"], "measured_after": "stage 1",
         "conditions": {c: {m: v for m in metrics for v in [cells.means(m, [c]).get(c)] if v}
                        for c in ("base", *TRAINED)},
-        "primary": primary_endpoints(cells, manifest.get("gate"), power),
+        "seeds_planned": settings["seeds"],
+        "primary": primary_endpoints(cells, manifest.get("gate"), power,
+                                     planned_seeds=len(settings["seeds"])),
         "secondary": {n: [r for r in rs if "/" not in r["metric"]] for n, rs in rows.items()},
         "exploratory": {n: [r for r in rs if "/" in r["metric"]] for n, rs in rows.items()},
         "strata": strata_breakdown(cells, strata_of(base_items)),
