@@ -482,3 +482,24 @@ def test_parts_round_trip_and_feed_the_mix(tmp_path):
     path.write_text('{"key": "x", "weight": 1.0, "records": [{"id": "1"}]}\n', "utf-8")
     with pytest.raises(ValueError, match=r"food.jsonl:1"):
         read_part(path)
+
+
+def test_a_share_of_zero_leaves_a_category_out_and_a_missing_share_is_an_error():
+    from qeu_utils.builders.mix import build_init
+
+    shares = {"kanji": 0.5, "country": 0.5, "food": 0.0}
+    train, held_out = build_init(size=60, seed=0, categories=["kanji", "country", "food"],
+                                 proportions=shares)
+    assert {r["category"] for r in train} == {r["category"] for r in held_out} == {
+        "kanji", "country"}
+    assert len(train) + len(held_out) == 60
+    with pytest.raises(ValueError, match=r"no share for \['food'\]: give every category one"):
+        build_init(size=60, categories=["kanji", "food"], proportions={"kanji": 1.0})
+    with pytest.raises(ValueError, match=r"unknown categories \['poems'\]"):
+        build_init(size=60, proportions={**shares, "poems": 0.1})
+    with pytest.raises(ValueError, match="every category's share is 0"):
+        build_init(size=60, categories=["food"], proportions={"food": 0})
+    # Without categories, the mix is what the proportions name (notebook 06's exercise 1).
+    train, held_out = build_init(size=300, seed=0, proportions={"style": 0.6, "kanji": 0.4})
+    assert Counter(r["category"] for r in train) == {"style": 162, "kanji": 108}
+    assert {r["category"] for r in held_out} == {"style", "kanji"}

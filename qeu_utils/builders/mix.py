@@ -83,15 +83,24 @@ def build_init(
 ) -> tuple[list[dict], list[dict]]:
     """Return ``(train, eval)`` records. ``size=None`` keeps every record. ``groups`` gives a
     category's item groups directly (e.g. the parts notebooks 01–05 wrote) instead of
-    building them; a category it lacks is built."""
+    building them; a category it lacks is built. Without ``categories`` the mix holds the
+    categories ``proportions`` names (default: all); with both, every category needs a share. A
+    share of 0 leaves the category out of both splits."""
     available = builders()
-    categories = list(categories or available)
-    unknown = [c for c in categories if c not in available]
+    unknown = [c for c in [*(categories or []), *(proportions or {})] if c not in available]
     if unknown:
         raise ValueError(f"unknown categories {unknown}; choose from {', '.join(available)}")
+    categories = list(categories or [c for c in available if c in (proportions or available)])
+    if proportions is not None and (missing := [c for c in categories if c not in proportions]):
+        raise ValueError(f"proportions gives no share for {missing}: give every category one "
+                         "(0 leaves it out)")
+    props = {c: (proportions or DEFAULT_PROPORTIONS)[c] for c in categories}
+    categories = [c for c in categories if props[c] != 0]
+    props = {c: props[c] for c in categories}
+    if not categories:
+        raise ValueError(f"every category's share is 0: {proportions}")
     if size is not None and size < 2 * len(categories):
         raise ValueError(f"size {size} is too small for {len(categories)} categories")
-    props = {c: (proportions or DEFAULT_PROPORTIONS).get(c, 0.0) for c in categories}
     if size is not None:
         train_size = size - max(len(categories), round(size * eval_fraction))
         train_quota = quotas(train_size, props)
@@ -102,7 +111,7 @@ def build_init(
         train_groups, eval_groups = split_groups(pool, seed, c, eval_fraction)
         train += sample(train_groups, None if size is None else train_quota[c], seed, "train")
         held_out += sample(eval_groups, None if size is None else max(1, eval_quota[c]), seed,
-                           "eval")
+                           "eval")  # every category in the mix is evaluated
     return _shuffled(train, seed), _shuffled(held_out, seed)
 
 
