@@ -290,7 +290,30 @@ def test_device_throughput_by_gpu_name():
     assert est.device_flops("NVIDIA L4", "bf16") == 121e12 * 0.35
     assert est.device_flops("Tesla T4", "fp16") == 65e12 * 0.30
     assert est.device_flops("Tesla T4", "bf16") == 8.1e12 * 0.30  # no bf16 units: fp32 rate
-    assert est.device_flops("cpu", "fp32", threads=4) == 4 * est.CPU_FLOPS_PER_THREAD
+    llama = est.CPU_FLOPS_PER_THREAD["llama"]
+    assert est.device_flops("cpu", "fp32", threads=4) == 4 * llama
+    assert est.device_flops("cpu", "fp32", threads=2, model_type="olmo2") == 2 * llama
+    gemma = est.device_flops("cpu", "fp32", threads=2, model_type="gemma3_text")
+    assert gemma == 2 * est.CPU_FLOPS_PER_THREAD["gemma3_text"] < 2 * llama
+
+
+def test_the_cpu_stage_1_estimate_for_gemma_is_the_measured_pace():
+    # 340 steps at the pace measured in the experiment's stage 1 (results/curriculum-gemma3-*).
+    minutes = est.estimate_profile("cpu")["stage1_minutes"]
+    assert minutes == pytest.approx(340 * est.GEMMA_STEP_S / 60, rel=0.01)
+
+
+def test_the_loss_tokens_are_read_from_the_labels_trl_builds():
+    from datasets import Dataset
+
+    from qeu_utils.training.trainer import loss_tokens
+
+    labelled = Dataset.from_dict({"input_ids": [[1, 2, 3, 4], [5, 6]],
+                                  "labels": [[-100, -100, 3, 4], [-100, 6]]})
+    assert loss_tokens(labelled) == 3
+    masked = Dataset.from_dict({"input_ids": [[1, 2, 3]], "completion_mask": [[0, 1, 1]]})
+    assert loss_tokens(masked) == 2
+    assert loss_tokens(Dataset.from_dict({"input_ids": [[1, 2, 3], [4]]})) == 4
 
 
 def test_stage_minutes_counts_steps_from_records_and_epochs():

@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 # (mostly the prompt's prefill: a trained model ends its answers early, the base model's take
 # about 20% longer), and the fixed part (loading, losses, hidden states, the lens). Stage 1:
 # SmolLM2-135M's 25 min for the recipe's 340 steps on 2 cores (issue 20); Gemma 3 270M's
-# steps took about 0.8× as long. Other profiles: the training estimator.
+# 1,421 s on 2 idle cores (B-s0 of results/curriculum-gemma3-270m-cpu), where measuring the
+# base cell took 442 s against these figures' 534 s. Other profiles: the training estimator.
 MEASURE_S = {"pair": 0.235, "rule_pair": 0.52, "answer": 0.55, "fixed": 80.0}
-STAGE1_S_PER_STEP = {("cpu", "smollm2-135m-instruct"): 4.4, ("cpu", "gemma3-270m"): 3.5}
+STAGE1_S_PER_STEP = {("cpu", "smollm2-135m-instruct"): 4.4, ("cpu", "gemma3-270m"): 4.18}
 
 
 def run(out_dir: str | Path, settings: dict | None = None, *,

@@ -49,10 +49,16 @@ KNOWN_SHAPES = {
 
 # Dense peak FLOP/s by precision and the fraction a LoRA step reaches (small matrices, frozen
 # weights, kernel launches); the Hopper ones are measured, the others assumed (check them with
-# bench/gpu_check.py). The CPU figure is per thread: SmolLM2-135M LoRA (r=16, all-linear,
-# fp32, stage-1 batches of ~120 tokens) runs at ~250 tokens/s on 2 idle cores, i.e.
-# ~0.49 GFLOP/token × 250 / 2 ≈ 61 GFLOP/s per thread.
-CPU_FLOPS_PER_THREAD = 60e9
+# bench/gpu_check.py). The CPU figures are per thread and per architecture, fp32, LoRA r=16
+# on all linear layers, 2 idle cores:
+# - llama (SmolLM2-135M, stage-1 batches of ~120 tokens, bench/train_bench.py's bare steps):
+#   ~250 tokens/s, i.e. ~0.49 GFLOP/token × 250 / 2 ≈ 61 GFLOP/s per thread; the figure for any
+#   architecture not listed;
+# - gemma3_text (Gemma 3 270M): a whole stage 1 of the curriculum experiment (B-s0 in
+#   results/curriculum-gemma3-270m-cpu, checkpoints and logging included), 340 steps in 1,421 s,
+#   GEMMA_STEP_S each; the estimator counts ~0.49 GFLOP/token × 584 tokens per step for it.
+GEMMA_STEP_S = 4.18
+CPU_FLOPS_PER_THREAD = {"llama": 60e9, "gemma3_text": 34e9}
 DEVICES = {
     "T4": ({"fp16": 65e12, "fp32": 8.1e12}, 0.30),
     "L4": ({"bf16": 121e12, "fp16": 121e12, "fp32": 30e12}, 0.35),
@@ -120,15 +126,17 @@ def lora_parameters(s: Shape, r: int, targets="all-linear") -> int:
     return s.layers * sum(r * (a + b) for n, (a, b) in _linears(s).items() if n in names)
 
 
-def device_flops(device: str, precision: str, threads: int | None = None) -> float:
-    """Achieved FLOP/s: ``"cpu"`` (measured per thread × ``threads``, default torch's), or a
-    GPU name containing a key of ``DEVICES`` ("NVIDIA A100-SXM4-80GB" → A100)."""
+def device_flops(device: str, precision: str, threads: int | None = None,
+                 model_type: str | None = None) -> float:
+    """Achieved FLOP/s: ``"cpu"`` (measured per thread for ``model_type``'s architecture ×
+    ``threads``, default torch's), or a GPU name containing a key of ``DEVICES``
+    ("NVIDIA A100-SXM4-80GB" → A100)."""
     if device == "cpu":
         if threads is None:
             import torch
 
             threads = torch.get_num_threads()
-        return CPU_FLOPS_PER_THREAD * threads
+        return CPU_FLOPS_PER_THREAD.get(model_type, CPU_FLOPS_PER_THREAD["llama"]) * threads
     # Longest name first: "NVIDIA L40S" contains "L4" too.
     for key in sorted(DEVICES, key=len, reverse=True):
         if key in device:
@@ -142,11 +150,12 @@ def estimate(shape: Shape, *, seq_len: int, batch_size: int, precision: str,
              grad_accum: int = 1, lora_r: int = 16, lora_targets="all-linear",
              gradient_checkpointing: bool = False, qlora: bool = False,
              loss_fraction: float = 1.0, device: str = "cpu", threads: int | None = None,
-             n_params: int | None = None) -> dict:
+             n_params: int | None = None, model_type: str | None = None) -> dict:
     """Peak memory (GiB, with its parts) and seconds per optimizer step for LoRA training
     with micro-batches of ``batch_size`` × ``seq_len`` tokens. ``loss_fraction``: the share
     of tokens that carry the loss (the LM head runs only on those in the completion-only
-    path). ``n_params`` overrides the count from the shape (a loaded model knows its own)."""
+    path). ``n_params`` overrides the count from the shape (a loaded model knows its own);
+    ``model_type`` picks the CPU's measured figure."""
     if precision not in BYTES:
         raise ValueError(f"precision must be one of {', '.join(BYTES)}, got {precision!r}")
     if seq_len < 1 or batch_size < 1 or grad_accum < 1:
@@ -181,7 +190,7 @@ def estimate(shape: Shape, *, seq_len: int, batch_size: int, precision: str,
     # Causal attention, per token and layer: forward 2·s·h, backward twice that.
     attention = layers * seq_len * h * (8 if gradient_checkpointing else 6)
     flops_per_token = passes * matmul + attention + 6 * lora
-    throughput = device_flops(device, precision, threads)
+    throughput = device_flops(device, precision, threads, model_type)
     step_tokens = tokens * grad_accum
     seconds = step_tokens * flops_per_token / throughput
     return {
@@ -259,7 +268,8 @@ def estimate_profile(name_or_path) -> dict:
     common = {"batch_size": t["per_device_train_batch_size"],
               "grad_accum": t["gradient_accumulation_steps"], "precision": precision,
               "lora_r": t["lora_r"], "gradient_checkpointing": t["activation_checkpointing"],
-              "qlora": t["load_in_4bit"], "device": device, "threads": REFERENCE_CPU_THREADS}
+              "qlora": t["load_in_4bit"], "device": device, "threads": REFERENCE_CPU_THREADS,
+              "model_type": model_type_of(profile.model)}
     result = {"profile": profile.name, "model": profile.model, "device": device,
               "precision": precision, "peak_memory_gib": 0.0}
     for stage, data in stage_data(profile.model).items():

@@ -101,18 +101,20 @@ def estimate_line(trainer, config: StageConfig, precision: str, device: str) -> 
     lengths = [len(ids) for ids in data["input_ids"]]
     if not lengths:
         return "estimate: no training records"
-    if "completion_mask" in data.column_names and fast_loss_ok(trainer.model):
-        loss_fraction = max(sum(map(sum, data["completion_mask"])) / sum(lengths), 1e-3)
+    if fast_loss_ok(trainer.model):
+        loss_fraction = max(loss_tokens(data) / sum(lengths), 1e-3)
     else:
         loss_fraction = 1.0  # the model's own forward computes logits for every position
     where = "cpu" if device == "cpu" else (device_info().get("name") or "") if device.startswith(
         "cuda") else device
     sft, lora = config.sft, config.model
+    model_type = getattr(getattr(trainer.model, "config", None), "model_type", None)
     common = dict(batch_size=sft.per_device_train_batch_size,
                   grad_accum=sft.gradient_accumulation_steps, precision=precision,
                   lora_r=lora.lora_r, lora_targets=lora.lora_target_modules,
                   gradient_checkpointing=bool(sft.activation_checkpointing),
                   qlora=bool(lora.load_in_4bit), loss_fraction=loss_fraction,
+                  model_type=model_type,
                   n_params=sum(p.numel() for p in trainer.model.parameters()
                                if not p.requires_grad))
     try:
@@ -127,6 +129,16 @@ def estimate_line(trainer, config: StageConfig, precision: str, device: str) -> 
                                max_steps=sft.max_steps)
     step["peak_memory_gib"], step["memory_gib"] = peak["peak_memory_gib"], peak["memory_gib"]
     return est.describe(step, timing)
+
+
+def loss_tokens(data) -> int:
+    """Tokens that carry the loss in TRL's tokenized data: its ``labels`` other than -100 (TRL
+    folds the completion mask into them), else the ``completion_mask``, else every token."""
+    if "labels" in data.column_names:
+        return sum(x != -100 for row in data["labels"] for x in row)
+    if "completion_mask" in data.column_names:
+        return sum(map(sum, data["completion_mask"]))
+    return sum(len(ids) for ids in data["input_ids"])
 
 
 def completion_only_trainer():
