@@ -68,6 +68,7 @@ def run(out_dir: str | Path, settings: dict | None = None, *,
         atomic_write_json(out / "runs" / f"estimate-{time.strftime('%Y%m%dT%H%M%S')}.json",
                           {k: v for k, v in estimate.items() if k != "text"})
     done_now, started = [], time.perf_counter()
+    minutes = {True: [], False: []}  # per cell run now: trained or not
     for k, (condition, seed) in enumerate(cells, 1):
         name = cell_name(condition, seed)
         cell = out / "runs" / name
@@ -78,10 +79,12 @@ def run(out_dir: str | Path, settings: dict | None = None, *,
         _run_cell(out, cell, condition, seed, settings, command)
         done_now.append(name)
         spent = (time.perf_counter() - started) / 60
+        minutes[condition != "base"].append(spent - sum(map(sum, minutes.values())))
         left = len(todo) - len(done_now)
-        per = spent / len(done_now)
+        # Every cell left is a trained one: the base cell (no stage 1) would set too fast a pace.
+        pace = minutes[True] or minutes[False]
         log.info(f"[{k}/{len(cells)}] {name}: done; {spent:.1f} min so far, {left} cell(s) "
-                 f"left ≈ {left * per:.0f} min at this pace")
+                 f"left ≈ {left * sum(pace) / len(pace):.0f} min at this pace")
     return done_now
 
 
