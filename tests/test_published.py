@@ -102,3 +102,16 @@ def test_an_unfinished_run_is_scored_as_an_interim_look_without_verdicts(tmp_pat
     assert "**Interim: 1 of the 2 planned seeds (0, 1) are finished.**" in report
     assert "- **the model recognises unseen items through their other form (認識)**: pending " \
            "(1 of 2 seeds)" in report
+
+
+def test_the_margin_is_reported_with_its_two_terms(tmp_path):
+    # margin = log p(right) − log p(copy), per item; the terms are secondary rows of their own.
+    _, result = _scored_fixture(tmp_path)
+    means = result["conditions"]
+    for condition in ("base", "B", "C-changed", "C-swap"):
+        margin = sum(means[condition]["margin_changed"]) / len(means[condition]["margin_changed"])
+        right = sum(means[condition]["logp_changed"]) / len(means[condition]["logp_changed"])
+        copy = sum(means[condition]["logp_copy"]) / len(means[condition]["logp_copy"])
+        assert margin == pytest.approx(right - copy, abs=1e-3)
+    rows = {(r["metric"], r["comparison"]) for r in result["secondary"]["B-C-changed"]}
+    assert {("logp_changed", "B-C-changed"), ("logp_copy", "B-C-changed")} <= rows

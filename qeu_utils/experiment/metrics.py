@@ -43,6 +43,13 @@ METRICS = {
                     "instruction that names no language; unseen sentences"),
     "kanji_gap_unseen": ("higher", None, "kanji ja⇄簡 cosine gap (matched − others), unseen "
                          "kanji, at the base model's best layer"),
+    # The primary margin's two terms, added after the interim look at seed 0 (post hoc): there
+    # C-changed's margin was the largest because it made copying unlikely, not the right form
+    # likely, so each term is reported on its own.
+    "logp_changed": ("higher", None, "teacher-forced log p (nats) of the right changed form, "
+                     "the margin's first term (added after seed 0's interim look)"),
+    "logp_copy": ("lower", None, "teacher-forced log p (nats) of copying the question's form, "
+                  "the margin's second term (added after seed 0's interim look)"),
     "exact_changed": ("higher", _P, "exact match (answers allowed to finish), generated sample, "
                       "answer differs from the question"),
     "copy_rate": ("lower", _P, "the answer is the question's own form, generated sample, answer "
@@ -110,6 +117,8 @@ def per_item(raw: dict, items: list[dict], layers: dict) -> dict:
         if "margin" in row:
             values["margin_changed"].append(row["margin"])
             values[f"margin_changed/{kind}"].append(row["margin"])
+            values["logp_changed"].append(row["logp"])
+            values["logp_copy"].append(row["rival_logp"])
         if "answer" not in row:
             continue
         if kind.startswith("style_"):

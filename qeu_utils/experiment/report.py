@@ -125,6 +125,10 @@ def report(result: dict) -> str:
               "and C-changed share the copy habit; the difference is which changed form goes "
               "with which question. C-changed also keeps the style ⇄ language association "
               "(a plain question still gets a Chinese answer): only C-swap tests the rule.",
+              "- `logp_changed` and `logp_copy`, the primary margin's two terms, were added "
+              "after the interim look at seed 0 (post hoc, secondary): there C-changed had the "
+              "largest margin because copying became unlikely, not because the right form became "
+              "likely. The primary endpoint was not changed.",
               "- C-swap changes only the style records (the other categories carry no "
               "register); its answers are English where B's are Chinese and vice versa, so its "
               "tokens differ a little (see Stage 1).",
