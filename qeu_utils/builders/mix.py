@@ -94,9 +94,9 @@ def build_init(
     if proportions is not None and (missing := [c for c in categories if c not in proportions]):
         raise ValueError(f"proportions gives no share for {missing}: give every category one "
                          "(0 leaves it out)")
-    props = {c: (proportions or DEFAULT_PROPORTIONS)[c] for c in categories}
-    categories = [c for c in categories if props[c] != 0]
-    props = {c: props[c] for c in categories}
+    shares = proportions or DEFAULT_PROPORTIONS
+    props = {c: shares[c] for c in categories if shares[c] != 0}
+    categories = list(props)
     if not categories:
         raise ValueError(f"every category's share is 0: {proportions}")
     if size is not None and size < 2 * len(categories):
