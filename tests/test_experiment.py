@@ -321,3 +321,19 @@ def test_the_score_phase_reruns_from_the_committed_raw_answers_alone(tmp_path):
     assert result["seeds"] == expected["seeds"]
     size = sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file())
     assert size < 400_000  # a small fixture
+
+
+def test_the_report_names_the_result_folder_as_the_score_phase_was_given_it(tmp_path,
+                                                                            monkeypatch):
+    """A cell run elsewhere with an absolute --out is reported with the relative folder the
+    score phase was given, so report.md carries no machine's path; other commands are kept."""
+    from qeu_utils.experiment.score import _relative
+
+    monkeypatch.chdir(tmp_path)
+    out = Path("results/x")
+    typed = f"python -m qeu_utils experiment curriculum --out {tmp_path / 'results' / 'x'}"
+    assert _relative(typed, out) == "python -m qeu_utils experiment curriculum --out results/x"
+    other = "python -m qeu_utils experiment curriculum --out /elsewhere/results/x"
+    assert _relative(other, out) == other
+    assert _relative(typed, tmp_path / "results" / "x") == typed
+    assert _relative(None, out) is None

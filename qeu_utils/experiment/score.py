@@ -227,8 +227,8 @@ def score(out_dir: str | Path, *, command: str | None = None) -> dict:
         "wall_time_s": {cell_name(*k): found[k][0]["timing"] for k in keys},
         "cost": _cost(out, found, keys),
         "environment": base_raw["environment"],
-        "commands": {"prepare": manifest.get("command"),
-                     "run": sorted({found[k][0]["command"] for k in keys
+        "commands": {"prepare": _relative(manifest.get("command"), out),
+                     "run": sorted({_relative(found[k][0]["command"], out) for k in keys
                                     if found[k][0].get("command")}),
                      "score": command},
         "training": {cell_name(*k): found[k][0]["training"] for k in trained},
@@ -240,6 +240,14 @@ def score(out_dir: str | Path, *, command: str | None = None) -> dict:
     plot(result, out)
     log.info(f"score: {len(seeds)} seed(s) → {out / 'metrics.json'}, {out / 'report.md'}")
     return result
+
+
+def _relative(command: str | None, out: Path) -> str | None:
+    # A run started elsewhere with an absolute --out names this folder by where it sat on
+    # that machine; the report says it as the score phase was given it.
+    if command is None or out.is_absolute():
+        return command
+    return command.replace(str(out.resolve()), str(out))
 
 
 def _final_loss(raw: dict) -> float | None:
