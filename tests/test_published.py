@@ -99,7 +99,7 @@ def test_an_unfinished_run_is_scored_as_an_interim_look_without_verdicts(tmp_pat
     assert (result["seeds"], result["seeds_planned"]) == ([0], [0, 1])
     assert {e["verdict"] for e in result["primary"].values()} == {"pending (1 of 2 seeds)"}
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "**Interim: 1 of the 2 planned seeds (0, 1) are finished.**" in report
+    assert "**Interim: 1 of the 2 planned seeds are finished (0; not yet: 1).**" in report
     assert "- **the model recognises unseen items through their other form (認識)**: pending " \
            "(1 of 2 seeds)" in report
 

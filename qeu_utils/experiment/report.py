@@ -60,8 +60,10 @@ def report(result: dict) -> str:
              f"initialisation in every condition; every model measured right after stage 1.", ""]
     planned = result.get("seeds_planned", seeds)
     if len(seeds) < len(planned):
-        lines += [f"**Interim: {len(seeds)} of the {len(planned)} planned seeds "
-                  f"({', '.join(map(str, planned))}) are finished.** The claims' verdicts wait "
+        missing = [s for s in planned if s not in seeds]
+        lines += [f"**Interim: {len(seeds)} of the {len(planned)} planned seeds are finished "
+                  f"({', '.join(map(str, seeds))}; not yet: {', '.join(map(str, missing))}).** "
+                  "The claims' verdicts wait "
                   "for all of them; the numbers below are a look at the finished seeds only.",
                   ""]
     lines += preregistered()
