@@ -115,3 +115,18 @@ def test_the_margin_is_reported_with_its_two_terms(tmp_path):
         assert margin == pytest.approx(right - copy, abs=1e-3)
     rows = {(r["metric"], r["comparison"]) for r in result["secondary"]["B-C-changed"]}
     assert {("logp_changed", "B-C-changed"), ("logp_copy", "B-C-changed")} <= rows
+
+
+def test_the_strata_table_shows_each_gate_stratum_with_items_and_k_minus_rest(tmp_path):
+    from qeu_utils.experiment.published import strata_table
+
+    out, result = _scored_fixture(tmp_path)
+    table = strata_table(summarize(out)).splitlines()
+    assert table[0] == ("| stratum | items | B-C-changed [95% CI] | B-C-swap [95% CI] | "
+                        "B-base [95% CI] |")
+    # strata with no items (J, outside in the fixture) are left out; K minus the rest is last
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| K", "| both", "| neither", "| K_minus_rest"]
+    k = result["strata"]["B-C-swap"]["K"]
+    assert table[2].startswith("| K | 3 | ")
+    assert f"{k['difference']:+.2f} [{k['ci_lo']:+.2f}, {k['ci_hi']:+.2f}]" in table[2]

@@ -117,6 +117,23 @@ def primary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+
+def strata_table(summary: dict) -> str:
+    """Markdown: the recognition endpoint's comparisons within each stratum of the knowledge
+    gate (K: known from Chinese only), and K minus the rest, which the claim predicts > 0."""
+    strata = summary["strata"]
+    comps = [c for c in strata if c not in ("counts", "means")]
+    names = [s for s, n in strata["counts"].items() if n] + ["K_minus_rest"]
+    lines = ["| stratum | items | " + " | ".join(f"{c} [95% CI]" for c in comps) + " |",
+             "|---|---:|" + "---:|" * len(comps)]
+    for name in names:
+        cells = [f"{r['difference']:+.2f} [{r['ci_lo']:+.2f}, {r['ci_hi']:+.2f}]"
+                 if (r := strata[c].get(name)) else "—" for c in comps]
+        items = strata["counts"].get(name, strata["counts"].get("K"))
+        lines.append(f"| {name} | {items} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _row(row: dict) -> dict:
     return {k: row[k] for k in ROW_KEYS if k in row}
 
